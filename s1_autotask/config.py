@@ -1,0 +1,211 @@
+"""Configuration: one settings class, read from the environment and a TOML file.
+
+Every variable starts with ``S1AT_``; nested sections use a double underscore, for
+example ``S1AT_AUTOTASK__USERNAME`` or ``S1AT_TICKET__QUEUE``. A TOML file named by
+``S1AT_CONFIG_FILE`` (or ``--config`` on the command line) provides the same keys, and
+the environment wins over the file. Secrets are ``SecretStr`` and are unwrapped only by
+the client that sends them, and by the log filter that scrubs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_VARIABLE = "S1AT_CONFIG_FILE"
+DEFAULT_ZONE_URL = (
+    "https://webservices.autotask.net/atservicesrest/v1.0/zoneInformation"
+)
+
+
+class Severity(StrEnum):
+    """How urgent a threat is, before it becomes a tenant's priority label."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class AutotaskSettings(BaseModel):
+    """Where the Autotask REST API is and who we are to it."""
+
+    username: str = Field(
+        default="",
+        description="API-only user's username (an email address).",
+        max_length=254,
+    )
+    secret: SecretStr = Field(
+        default=SecretStr(""), description="The API user's secret."
+    )
+    integration_code: SecretStr = Field(
+        default=SecretStr(""),
+        description="The API tracking identifier sent as ApiIntegrationCode.",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description=(
+            "REST base such as https://webservices3.autotask.net/atservicesrest/; "
+            "when set, zone discovery is skipped."
+        ),
+    )
+    zone_url: str = Field(
+        default=DEFAULT_ZONE_URL, description="Zone discovery endpoint (no auth)."
+    )
+    timeout_seconds: float = Field(
+        default=30.0, ge=1.0, le=300.0, description="Timeout of one HTTP request."
+    )
+
+    def tenant_key(self) -> str:
+        """A short, stable, non-secret name for this tenant, used in cache keys."""
+        where = self.base_url or self.zone_url
+        digest = hashlib.sha256(f"{where}|{self.username.lower()}".encode())
+        return digest.hexdigest()[:16]
+
+
+class TicketSettings(BaseModel):
+    """Ticket defaults, given as the labels an Autotask admin sees, not as ids."""
+
+    status: str = Field(default="New", description="Status label of a new ticket.")
+    queue: str | None = Field(
+        default="Security Operations", description="Queue label; empty for none."
+    )
+    issue_type: str | None = Field(
+        default="Security Incident", description="Issue type label."
+    )
+    sub_issue_type_malicious: str | None = Field(
+        default="Malware Detected",
+        description="Sub-issue type label for threats SentinelOne calls malicious.",
+    )
+    sub_issue_type_suspicious: str | None = Field(
+        default="Suspicious Activity",
+        description="Sub-issue type label for every other threat.",
+    )
+    source: str | None = Field(
+        default="Monitoring Alert", description="Source label of the ticket."
+    )
+    ticket_type: str | None = Field(default="Alert", description="Ticket type label.")
+    ticket_category: str | None = Field(
+        default=None, description="Ticket category label; empty for the default."
+    )
+    priorities: dict[Severity, str] = Field(
+        default_factory=lambda: {
+            Severity.CRITICAL: "Critical",
+            Severity.HIGH: "High",
+            Severity.MEDIUM: "Medium",
+            Severity.LOW: "Low",
+        },
+        description="Priority label for each severity.",
+    )
+
+    @field_validator(
+        "queue",
+        "issue_type",
+        "sub_issue_type_malicious",
+        "sub_issue_type_suspicious",
+        "source",
+        "ticket_type",
+        "ticket_category",
+    )
+    @classmethod
+    def _empty_means_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+
+class MappingSettings(BaseModel):
+    """How a SentinelOne site or account finds its Autotask company."""
+
+    companies: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "Explicit map from a SentinelOne site id, site name or account name to an "
+            "Autotask company id; checked before any name matching."
+        ),
+    )
+    fallback_company_id: int | None = Field(
+        default=None,
+        ge=0,
+        description="Company that gets a threat no site or name maps to.",
+    )
+
+
+class SentinelOneSettings(BaseModel):
+    """The SentinelOne console, for links in tickets."""
+
+    console_url: str | None = Field(
+        default=None,
+        description="Console base URL such as https://usea1-partner.sentinelone.net.",
+    )
+
+
+class Settings(BaseSettings):
+    """Everything s1-autotask reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="S1AT_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    autotask: AutotaskSettings = Field(default_factory=AutotaskSettings)
+    ticket: TicketSettings = Field(default_factory=TicketSettings)
+    mapping: MappingSettings = Field(default_factory=MappingSettings)
+    sentinelone: SentinelOneSettings = Field(default_factory=SentinelOneSettings)
+    cache_ttl_seconds: int = Field(
+        default=3600,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="How long Autotask companies, resources and fields are reused.",
+    )
+    concurrency_limit: str = Field(
+        default="autotask-api",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,63}$",
+        description="Prefect global concurrency limit held around Autotask calls.",
+    )
+    concurrency_slots: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Slots of that limit; Autotask allows 3 threads per endpoint.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, Path(config_file)))
+        return tuple(sources)
+
+    def secret_values(self) -> list[str]:
+        """Every configured credential value, for log redaction."""
+        secrets = [self.autotask.secret, self.autotask.integration_code]
+        return [value for s in secrets if (value := s.get_secret_value())]
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings; a missing config file is an error, not a silent default."""
+    if config_file is not None:
+        if not config_file.is_file():
+            msg = f"Configuration file {config_file} does not exist."
+            raise FileNotFoundError(msg)
+        os.environ[CONFIG_FILE_VARIABLE] = str(config_file)
+    return Settings(**overrides)

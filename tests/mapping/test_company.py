@@ -1,0 +1,127 @@
+"""Tests for choosing the Autotask company of a threat."""
+
+import pytest
+
+from s1_autotask.mapping import (
+    CompanyMappingError,
+    SiteIdentity,
+    map_company,
+    normalise_name,
+)
+
+COMPANIES = [
+    {"id": 0, "companyName": "Emulated MSP (internal)", "isActive": True},
+    {"id": 101, "companyName": "Example Site", "isActive": True},
+    {"id": 102, "companyName": "Contoso Dental Group, LLC", "isActive": True},
+    {"id": 103, "companyName": "Fabrikam Logistics", "isActive": False},
+    {"id": 104, "companyName": "Northwind Traders Ltd", "isActive": True},
+    {"id": 105, "companyName": "Northwind Trading", "isActive": True},
+]
+
+
+class TestMapCompany:
+    """map_company picks a company and says why."""
+
+    def test_explicit_site_id_wins_over_a_matching_name(self):
+        identity = SiteIdentity(site_id="900", site_name="Example Site")
+
+        match = map_company(identity, COMPANIES, explicit={"900": 104})
+
+        assert (match.id, match.match) == (104, "explicit")
+        assert "site id '900'" in match.reason
+
+    def test_explicit_map_keys_ignore_case(self):
+        identity = SiteIdentity(site_name="CONTOSO main office")
+
+        match = map_company(identity, COMPANIES, explicit={"contoso Main Office": 102})
+
+        assert match.id == 102
+
+    def test_explicit_map_to_an_inactive_company_is_an_error(self):
+        identity = SiteIdentity(site_name="Fabrikam HQ")
+
+        with pytest.raises(CompanyMappingError, match="103 .* not an active"):
+            map_company(identity, COMPANIES, explicit={"Fabrikam HQ": 103})
+
+    def test_exact_name_ignores_case_and_spacing(self):
+        identity = SiteIdentity(site_name="  example   SITE ")
+
+        match = map_company(identity, COMPANIES)
+
+        assert (match.id, match.match) == (101, "exact")
+
+    def test_normalised_name_drops_punctuation_and_legal_suffix(self):
+        identity = SiteIdentity(site_name="Contoso Dental Group")
+
+        match = map_company(identity, COMPANIES)
+
+        assert (match.id, match.match) == (102, "normalised")
+
+    def test_account_name_is_tried_when_the_site_name_matches_nothing(self):
+        identity = SiteIdentity(site_name="Default site", account_name="Example Site")
+
+        match = map_company(identity, COMPANIES)
+
+        assert match.id == 101
+        assert "account name" in match.reason
+
+    def test_fuzzy_match_accepts_a_typo_far_closer_to_one_name(self):
+        identity = SiteIdentity(site_name="Northwind Tradrs")
+
+        match = map_company(identity, COMPANIES)
+
+        assert (match.id, match.match) == (104, "fuzzy")
+
+    def test_fuzzy_match_accepts_a_close_unique_name(self):
+        identity = SiteIdentity(site_name="Contoso Dentl Group")
+
+        match = map_company(identity, COMPANIES)
+
+        assert (match.id, match.match) == (102, "fuzzy")
+        assert match.score is not None and match.score >= 90
+
+    def test_fuzzy_match_refuses_an_ambiguous_name(self):
+        identity = SiteIdentity(site_name="Northwind Trade")
+
+        match = map_company(identity, COMPANIES, fallback_company_id=0)
+
+        assert match.match == "fallback"
+
+    def test_inactive_companies_are_never_matched_by_name(self):
+        identity = SiteIdentity(site_name="Fabrikam Logistics")
+
+        match = map_company(identity, COMPANIES, fallback_company_id=0)
+
+        assert (match.id, match.match) == (0, "fallback")
+
+    def test_no_match_without_fallback_names_the_site_and_the_settings(self):
+        identity = SiteIdentity(site_id="77", site_name="Unknown Clinic")
+
+        with pytest.raises(CompanyMappingError) as caught:
+            map_company(identity, COMPANIES)
+
+        message = str(caught.value)
+        assert "site name 'Unknown Clinic'" in message
+        assert "S1AT_MAPPING__FALLBACK_COMPANY_ID" in message
+
+    def test_a_fallback_that_is_not_an_active_company_is_reported(self):
+        identity = SiteIdentity(site_name="Unknown Clinic")
+
+        with pytest.raises(CompanyMappingError, match="fallback company 103"):
+            map_company(identity, COMPANIES, fallback_company_id=103)
+
+
+class TestNormaliseName:
+    """normalise_name folds away what does not tell clients apart."""
+
+    @pytest.mark.parametrize(
+        ("raw", "expected"),
+        [
+            ("Contoso Dental Group, LLC", "contoso dental group"),
+            ("Zürich Café AG", "zurich cafe"),
+            ("LTD", "ltd"),
+            ("A&B  Co.", "a b"),
+        ],
+    )
+    def test_folds_case_accents_punctuation_and_suffixes(self, raw, expected):
+        assert normalise_name(raw) == expected

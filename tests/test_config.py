@@ -1,0 +1,77 @@
+"""Tests for reading settings from the environment and a TOML file."""
+
+import pytest
+from pydantic import ValidationError
+
+from s1_autotask.config import Severity, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    import os
+
+    for key in [k for k in os.environ if k.startswith("S1AT_")]:
+        monkeypatch.delenv(key)
+
+
+class TestSettings:
+    """Settings come from S1AT_ variables and an optional TOML file."""
+
+    def test_nested_values_come_from_double_underscore_variables(self, monkeypatch):
+        monkeypatch.setenv("S1AT_AUTOTASK__USERNAME", "api@example.com")
+        monkeypatch.setenv("S1AT_TICKET__QUEUE", "Level I Support")
+        monkeypatch.setenv("S1AT_MAPPING__COMPANIES", '{"Example Site": 101}')
+
+        settings = load_settings()
+
+        assert settings.autotask.username == "api@example.com"
+        assert settings.ticket.queue == "Level I Support"
+        assert settings.mapping.companies == {"Example Site": 101}
+
+    def test_secrets_are_hidden_in_repr(self, monkeypatch):
+        monkeypatch.setenv("S1AT_AUTOTASK__SECRET", "very-secret-value")
+
+        settings = load_settings()
+
+        assert "very-secret-value" not in repr(settings)
+        assert "very-secret-value" not in str(settings.model_dump())
+
+    def test_toml_file_is_read_and_environment_wins(self, monkeypatch, tmp_path):
+        config = tmp_path / "s1at.toml"
+        config.write_text(
+            'cache_ttl_seconds = 120\n[ticket]\nstatus = "In Progress"\n'
+            '[ticket.priorities]\ncritical = "High"\n'
+        )
+        monkeypatch.setenv("S1AT_CACHE_TTL_SECONDS", "60")
+        monkeypatch.setenv("S1AT_CONFIG_FILE", str(config))
+
+        settings = load_settings()
+
+        assert settings.cache_ttl_seconds == 60
+        assert settings.ticket.status == "In Progress"
+        assert settings.ticket.priorities[Severity.CRITICAL] == "High"
+
+    def test_missing_config_file_is_an_error(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            load_settings(tmp_path / "absent.toml")
+
+    def test_out_of_range_value_names_the_field(self, monkeypatch):
+        monkeypatch.setenv("S1AT_CONCURRENCY_SLOTS", "50")
+
+        with pytest.raises(ValidationError, match="concurrency_slots"):
+            load_settings()
+
+    def test_empty_label_means_no_value(self, monkeypatch):
+        monkeypatch.setenv("S1AT_TICKET__QUEUE", "")
+
+        assert load_settings().ticket.queue is None
+
+    def test_tenant_key_is_stable_and_hides_the_username(self, monkeypatch):
+        monkeypatch.setenv("S1AT_AUTOTASK__USERNAME", "API@example.com")
+        first = load_settings().autotask.tenant_key()
+        monkeypatch.setenv("S1AT_AUTOTASK__USERNAME", "api@example.com")
+
+        second = load_settings().autotask.tenant_key()
+
+        assert first == second
+        assert "example" not in first
