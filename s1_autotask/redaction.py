@@ -12,7 +12,8 @@ import logging
 from collections.abc import Iterable
 
 MASK = "**********"
-# Short values would mask ordinary words; real Autotask and SentinelOne secrets are long.
+# Short values would mask ordinary words; real Autotask and SentinelOne secrets
+# are long.
 _MIN_SECRET_LENGTH = 6
 
 

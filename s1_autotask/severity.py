@@ -95,7 +95,11 @@ def _base_severity(
     if is_ransomware or confidence == "malicious":
         what = "ransomware" if is_ransomware else "malicious"
         return Severity.HIGH, f"{what}, and SentinelOne mitigated it"
-    if confidence == "suspicious" and not mitigated and furthest_tactic in _LATE_TACTICS:
+    if (
+        confidence == "suspicious"
+        and not mitigated
+        and furthest_tactic in _LATE_TACTICS
+    ):
         return Severity.HIGH, f"suspicious, not mitigated, reached {furthest_tactic}"
     if confidence == "suspicious":
         state = "mitigated" if mitigated else "not mitigated"

@@ -36,8 +36,12 @@ class TestSecretRedactionFilter:
     def test_secret_in_a_traceback_is_masked(self):
         logger, records = make_logger("t.exc", SecretRedactionFilter([SECRET]))
 
+        def fail():
+            msg = f"boom {SECRET}"
+            raise RuntimeError(msg)
+
         try:
-            raise RuntimeError(f"boom {SECRET}")
+            fail()
         except RuntimeError:
             logger.exception("failed")
 

@@ -1,0 +1,176 @@
+"""The threat-to-ticket flow: the n8n template's graph, as Prefect tasks.
+
+extract_threat -> (fetch_resources | fetch_companies | fetch_ticket_fields, concurrently
+and cached per tenant) -> for each threat: analyze_attack -> map_company -> build_ticket
+-> upsert_ticket -> an artifact for the Prefect UI. The template's fixed waits are gone:
+every Autotask request holds a slot of one global concurrency limit instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_markdown_artifact
+
+from flows._limits import ensure_concurrency_limit
+from s1_autotask.attack.analysis import AttackAnalysis
+from s1_autotask.autotask.errors import AutotaskError
+from s1_autotask.autotask.ticket import TicketDraft
+from s1_autotask.config import Settings
+from s1_autotask.mapping import CompanyMappingError, CompanyMatch
+from s1_autotask.outcome import CompanySummary, TechniqueSummary, TicketOutcome
+from s1_autotask.sentinelone.models import Threat
+from tasks._runtime import current_settings
+from tasks.autotask import (
+    fetch_companies,
+    fetch_resources,
+    fetch_ticket_fields,
+    upsert_ticket,
+)
+from tasks.threat import analyze_attack, build_ticket, extract_threat, pick_company
+
+
+class ThreatHandlingError(RuntimeError):
+    """One or more threats of a run got no ticket; the message lists each and why."""
+
+
+@flow(name="threat-to-ticket")
+async def threat_to_ticket(payload: Any, dry_run: bool = False) -> list[TicketOutcome]:
+    """Turn SentinelOne threats into Autotask tickets, one per threat.
+
+    Args:
+        payload: one threat object, a list of them, or the API's ``{"data": [...]}``.
+        dry_run: resolve everything and look the ticket up, but create nothing.
+    """
+    logger = get_run_logger()
+    settings = current_settings()
+    threats = extract_threat(payload)
+
+    await ensure_concurrency_limit(
+        settings.concurrency_limit, settings.concurrency_slots
+    )
+    _resources, companies, ticket_fields = await _reference_data(settings)
+
+    outcomes: list[TicketOutcome] = []
+    failures: list[str] = []
+    for threat in threats:
+        try:
+            outcome = await _handle(threat, companies, ticket_fields, dry_run=dry_run)
+        except (AutotaskError, CompanyMappingError, ValueError) as exc:
+            # The message is the whole story; the traceback is on the failed task run.
+            logger.error("Threat %s got no ticket: %s", threat.id, exc)  # noqa: TRY400
+            failures.append(f"threat {threat.id}: {exc}")
+            continue
+        outcomes.append(outcome)
+
+    if failures:
+        msg = (
+            f"{len(failures)} of {len(threats)} threat(s) got no ticket: "
+            + "; ".join(failures)
+        )
+        raise ThreatHandlingError(msg)
+    return outcomes
+
+
+async def _reference_data(
+    settings: Settings,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Fetch resources, companies and ticket fields concurrently, through the cache."""
+    ttl = settings.cache_ttl_seconds
+    options: dict[str, Any] = (
+        {"cache_expiration": timedelta(seconds=ttl)} if ttl else {"refresh_cache": True}
+    )
+    tenant = settings.autotask.tenant_key()
+    resources, companies, fields = await asyncio.gather(
+        fetch_resources.with_options(**options)(tenant),
+        fetch_companies.with_options(**options)(tenant),
+        fetch_ticket_fields.with_options(**options)(tenant),
+    )
+    return resources, companies, fields
+
+
+async def _handle(
+    threat: Threat,
+    companies: list[dict[str, Any]],
+    ticket_fields: list[dict[str, Any]],
+    *,
+    dry_run: bool,
+) -> TicketOutcome:
+    analysis = analyze_attack(threat)
+    company = pick_company(threat, companies)
+    draft = build_ticket(threat, analysis, company, ticket_fields)
+    action, ticket = await upsert_ticket(draft, dry_run=dry_run)
+
+    outcome = _outcome(threat, analysis, company, draft, action, ticket)
+    await _publish_artifact(outcome, draft)
+    get_run_logger().info(
+        "Threat %s: %s ticket %s in company %s",
+        threat.id,
+        action,
+        outcome.ticket_number or outcome.ticket_id or "-",
+        company.id,
+    )
+    return outcome
+
+
+def _outcome(
+    threat: Threat,
+    analysis: AttackAnalysis,
+    company: CompanyMatch,
+    draft: TicketDraft,
+    action: str,
+    ticket: dict[str, Any],
+) -> TicketOutcome:
+    return TicketOutcome(
+        threat_id=threat.id,
+        action=action,  # type: ignore[arg-type]
+        ticket_id=ticket.get("id"),
+        ticket_number=ticket.get("ticketNumber"),
+        title=draft.title,
+        priority=draft.labels.get("priority", ""),
+        severity=draft.severity,
+        company=CompanySummary(
+            id=company.id, name=company.name, match=company.match, reason=company.reason
+        ),
+        techniques=[
+            TechniqueSummary(id=t.id, name=t.name, tactics=list(t.tactics))
+            for t in analysis.techniques
+        ],
+        ticket=draft.body(),
+    )
+
+
+async def _publish_artifact(outcome: TicketOutcome, draft: TicketDraft) -> None:
+    ticket = outcome.ticket_number or (
+        f"id {outcome.ticket_id}" if outcome.ticket_id else "not created (dry run)"
+    )
+    techniques = ", ".join(f"{t.id} {t.name}" for t in outcome.techniques) or "none"
+    markdown = "\n".join(
+        [
+            f"### Autotask ticket {ticket}",
+            "",
+            "| | |",
+            "|---|---|",
+            f"| Threat | `{outcome.threat_id}` |",
+            f"| Action | {outcome.action} |",
+            f"| Title | {_md(outcome.title)} |",
+            f"| Company | {_md(outcome.company.name)} ({outcome.company.id}, "
+            f"{outcome.company.match}) |",
+            f"| Severity | {outcome.severity}: {_md(draft.severity_reason)} |",
+            f"| Priority | {_md(outcome.priority)} |",
+            f"| Techniques | {_md(techniques)} |",
+        ]
+    )
+    await acreate_markdown_artifact(
+        key=f"s1-threat-{outcome.threat_id}".lower()[:100],
+        markdown=markdown,
+        description=f"Autotask ticket for SentinelOne threat {outcome.threat_id}",
+    )
+
+
+def _md(text: str) -> str:
+    """Keep attacker-influenced text from breaking the artifact's table."""
+    return text.replace("|", "\\|").replace("`", "'")

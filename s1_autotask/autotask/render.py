@@ -1,0 +1,275 @@
+"""Render a threat as the title and plain-text description an analyst reads in Autotask.
+
+Autotask limits a ticket title to 255 characters and a description to 8,000, and
+rejects the whole ticket when either is longer. Most of what we print is
+attacker-controlled (threat names, paths, command lines, host names), so every such
+value is cleaned of control and formatting characters and bounded before it is placed.
+When the description does not fit, whole lines are dropped from the bottom up and a last
+line says what was left out.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from s1_autotask.attack.analysis import AttackAnalysis
+    from s1_autotask.mapping import CompanyMatch
+    from s1_autotask.sentinelone.models import Threat
+    from s1_autotask.severity import SeverityAssessment
+
+TITLE_LIMIT = 255
+DESCRIPTION_LIMIT = 8000
+MAX_MITIGATIONS = 5
+
+# Categories that must not reach a ticket: controls, formatting (bidi overrides that
+# can disguise a file name), surrogates that are not valid UTF-8, private use, and
+# line or paragraph separators that would break a line in two.
+_DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def clean(value: object, limit: int = 300) -> str:
+    """Make one attacker-influenced value safe to print on one line."""
+    if value is None:
+        return ""
+    text = str(value)[: limit * 4]
+    kept = (
+        " " if unicodedata.category(ch) in _DROPPED_CATEGORIES else ch for ch in text
+    )
+    single_line = " ".join("".join(kept).split())
+    if len(single_line) <= limit:
+        return single_line
+    return single_line[: limit - 1].rstrip() + "…"
+
+
+def render_title(threat: Threat, *, limit: int = TITLE_LIMIT) -> str:
+    """Name classification, threat, host and state in at most ``limit`` characters."""
+    classification = clean(threat.classification, 40) or "Threat"
+    host = clean(threat.endpoint.computer_name, 60) or "unknown host"
+    state = ", ".join(
+        part
+        for part in (
+            clean(threat.confidence_level, 20),
+            _words(threat.mitigation_status),
+        )
+        if part
+    )
+    suffix = f" on {host}" + (f" ({state})" if state else "")
+    prefix = f"SentinelOne {classification}: "
+    room = max(limit - len(prefix) - len(suffix), 20)
+    name = clean(threat.name, room) or "unnamed threat"
+    return clean(prefix + name + suffix, limit)
+
+
+def render_description(
+    threat: Threat,
+    analysis: AttackAnalysis,
+    severity: SeverityAssessment,
+    company: CompanyMatch,
+    *,
+    console_url: str | None = None,
+    limit: int = DESCRIPTION_LIMIT,
+) -> str:
+    """Summary, ATT&CK, recommended actions, indicators, identifiers; in that order."""
+    sections = [
+        ("Summary", _summary(threat, severity, company, console_url)),
+        ("MITRE ATT&CK", _attack(analysis)),
+        ("Recommended actions", _actions(threat, analysis)),
+        ("Indicators", _indicators(threat)),
+        ("Identifiers", _identifiers(threat)),
+    ]
+    lines: list[tuple[str, str]] = []
+    for name, body in sections:
+        if lines:
+            lines.append((name, ""))
+        lines.append((name, f"== {name} =="))
+        lines.extend((name, line) for line in body)
+    return _fit(lines, limit)
+
+
+def _summary(
+    threat: Threat,
+    severity: SeverityAssessment,
+    company: CompanyMatch,
+    console_url: str | None,
+) -> list[str]:
+    endpoint, scope = threat.endpoint, threat.scope
+    os_text = " ".join(
+        part
+        for part in (clean(endpoint.os_name, 60), clean(endpoint.os_revision, 60))
+        if part
+    )
+    lines = [
+        f"Threat: {clean(threat.name, 200) or 'unnamed'} "
+        f"({clean(threat.classification, 40) or 'unclassified'})",
+        f"Severity: {severity.severity.value.upper()}: {severity.reason}",
+        f"Host: {clean(endpoint.computer_name, 100) or 'unknown'}"
+        + (f" ({os_text})" if os_text else "")
+        + (f", {endpoint.network_status}" if endpoint.network_status else ""),
+        _pairs(
+            ("Site", scope.site_name),
+            ("Account", scope.account_name),
+            ("Group", scope.group_name),
+        ),
+        _pairs(
+            ("User", threat.process_user),
+            ("Last logged-in user", endpoint.last_logged_in_user),
+        ),
+        _pairs(
+            ("Identified", _when(threat.identified_at)),
+            ("Reported", _when(threat.created_at)),
+            ("Updated", _when(threat.updated_at)),
+        ),
+        _pairs(
+            ("Confidence", threat.confidence_level),
+            ("Mitigation", _words(threat.mitigation_status)),
+            ("Incident", _words(threat.incident_status)),
+            ("Verdict", _words(threat.analyst_verdict)),
+        ),
+        f"Autotask company: {clean(company.name, 100)} ({company.match}: "
+        f"{clean(company.reason, 200)})",
+    ]
+    if console_url:
+        base = console_url.rstrip("/")
+        lines.append(f"SentinelOne: {base}/incidents/threats/{threat.id}/overview")
+    return [line for line in lines if line]
+
+
+def _attack(analysis: AttackAnalysis) -> list[str]:
+    if not analysis.techniques:
+        lines = [
+            "SentinelOne reported no ATT&CK techniques for this threat "
+            "(common for static and custom-rule detections)."
+        ]
+    else:
+        furthest = analysis.furthest_tactic or "unknown"
+        lines = [f"Furthest tactic reached: {furthest}"]
+        for tactic in analysis.tactics:
+            lines.append(f"{tactic}:")
+            for finding in analysis.techniques:
+                if tactic in finding.tactics:
+                    lines.append(f"  - {_technique(finding)}")
+    if analysis.unknown_ids:
+        ids = ", ".join(clean(tid, 20) for tid in analysis.unknown_ids)
+        lines.append(f"Not in ATT&CK {analysis.attack_version}: {ids}")
+    if analysis.invalid_ids:
+        ids = ", ".join(repr(clean(tid, 20)) for tid in analysis.invalid_ids)
+        lines.append(f"Not technique ids, ignored: {ids}")
+    return lines
+
+
+def _technique(finding: object) -> str:
+    tid = getattr(finding, "id", "")
+    reported = getattr(finding, "reported_id", tid)
+    text = f"{tid} {getattr(finding, 'name', '')} {getattr(finding, 'url', '')}"
+    if reported and reported != tid:
+        text += f" (reported as {reported}, which ATT&CK replaced)"
+    if getattr(finding, "inferred", False):
+        text += " (inferred from the classification)"
+    return text
+
+
+def _actions(threat: Threat, analysis: AttackAnalysis) -> list[str]:
+    mitigation = (threat.mitigation_status or "").lower()
+    verdict = (threat.analyst_verdict or "").lower()
+    connected = (threat.endpoint.network_status or "").lower() == "connected"
+    lines = []
+    if verdict == "false_positive" or mitigation == "marked_as_benign":
+        lines.append("- Confirm the benign verdict and consider an exclusion.")
+    elif mitigation != "mitigated":
+        if connected:
+            lines.append(
+                "- Isolate the endpoint from the network (disconnect from network in "
+                "SentinelOne) until the threat is mitigated."
+            )
+        lines.append("- Kill and quarantine the threat, then remediate or roll back.")
+    else:
+        lines.append("- Verify the mitigation completed and scan the endpoint.")
+    if threat.sha256 or threat.sha1:
+        lines.append("- Search other endpoints for the same hash.")
+    if threat.process_user:
+        lines.append("- Review the activity of the user account involved.")
+    mitigations = list(getattr(analysis, "mitigations", []))[:MAX_MITIGATIONS]
+    for mitigation_finding in mitigations:
+        covers = ", ".join(mitigation_finding.covers)
+        lines.append(
+            f"- ATT&CK {mitigation_finding.id} {mitigation_finding.name} "
+            f"(covers {covers}) {mitigation_finding.url}"
+        )
+    return lines
+
+
+def _indicators(threat: Threat) -> list[str]:
+    lines = []
+    for indicator in threat.indicators:
+        category = clean(indicator.category, 60) or "Indicator"
+        description = clean(indicator.description, 300)
+        lines.append(f"- {category}: {description}" if description else f"- {category}")
+    return lines or ["SentinelOne reported no indicators."]
+
+
+def _identifiers(threat: Threat) -> list[str]:
+    pairs = [
+        ("Threat id", threat.id),
+        ("SHA-256", threat.sha256),
+        ("SHA-1", threat.sha1),
+        ("MD5", threat.md5),
+        ("File path", threat.file_path),
+        ("Command line", threat.command_line),
+        ("Originator process", threat.originator_process),
+        ("Publisher", threat.publisher),
+        ("Storyline", threat.storyline),
+        ("Agent id", threat.endpoint.agent_id),
+        ("Agent version", threat.endpoint.agent_version),
+        ("Site id", threat.scope.site_id),
+        ("Engines", ", ".join(threat.engines)),
+    ]
+    limits = {"Command line": 1000, "File path": 500}
+    return [
+        f"{label}: {clean(value, limits.get(label, 200))}"
+        for label, value in pairs
+        if value
+    ]
+
+
+def _fit(lines: list[tuple[str, str]], limit: int) -> str:
+    text = "\n".join(line for _, line in lines)
+    if len(text) <= limit:
+        return text
+
+    kept = list(lines)
+    dropped: list[str] = []
+    while kept:
+        section, _ = kept.pop()
+        if section not in dropped:
+            dropped.append(section)
+        note = (
+            "[Shortened to fit Autotask: part of "
+            + ", ".join(reversed(dropped))
+            + " left out; see SentinelOne for the rest.]"
+        )
+        text = "\n".join([*(line for _, line in kept), note])
+        if len(text) <= limit:
+            return text
+    return text[:limit]
+
+
+def _pairs(*pairs: tuple[str, object]) -> str:
+    shown = [f"{label}: {clean(value, 100)}" for label, value in pairs if value]
+    return " | ".join(shown)
+
+
+def _words(value: str | None) -> str:
+    return clean(value, 40).replace("_", " ")
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
+
+
+def join_lines(lines: Iterable[str]) -> str:
+    """Join lines the way the description does, for callers that build notes."""
+    return "\n".join(lines)

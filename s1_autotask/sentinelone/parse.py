@@ -1,0 +1,273 @@
+"""Turn SentinelOne threat payloads into `Threat` models.
+
+A payload is one threat, a list of threats, or the API's `{"data": [...]}` envelope;
+each threat may be the v2.1 nested shape or the legacy v2.0 flat one. Anything else
+raises `ThreatPayloadError` naming the path of the offending value.
+"""
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from itertools import islice
+from typing import Any
+
+from pydantic import ValidationError
+
+from s1_autotask.sentinelone._normalise import to_threat
+from s1_autotask.sentinelone._raw import (
+    PROBLEM_ERROR_TYPE,
+    RawThreatV20,
+    RawThreatV21,
+    describe,
+    quote,
+)
+from s1_autotask.sentinelone.errors import ThreatPayloadError
+from s1_autotask.sentinelone.models import Threat
+
+logger = logging.getLogger(__name__)
+
+MAX_THREATS_PER_CALL = 1000
+
+# Keys that only a v2.0 flat threat carries at its top level.
+_V20_KEYS = ("classification", "fileDisplayName", "agentComputerName")
+_EXPECTED_THREAT = (
+    "a SentinelOne threat (an object with threatInfo, or a v2.0 threat with keys "
+    "such as classification, fileDisplayName or agentComputerName)"
+)
+_EXPECTED_PAYLOAD = (
+    'a threat object, a list of threats, or an API response {"data": [...]}'
+)
+# Payloads that arrive in place of threats, told apart by a key of their own.
+_NEIGHBOUR_KEYS = {
+    "detectionSource": (
+        "a Unified Alert (UAM), not a threat; the threat id is its externalId"
+    ),
+    "alertInfo": "a STAR custom-rule alert, not a threat",
+    "activityType": "a console activity, not a threat",
+}
+_PLAIN_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
+def parse_threats_json(raw: bytes | str) -> list[Threat]:
+    """Parse JSON text holding one threat, a list of them, or a `data` envelope.
+
+    JSON integers become exact Python integers, so a numeric id above 2**53 keeps
+    every digit.
+    """
+    try:
+        payload = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        msg = (
+            f"Threat payload is not valid JSON: {exc.msg} "
+            f"(line {exc.lineno}, column {exc.colno})."
+        )
+        raise ThreatPayloadError(msg, location="payload") from exc
+    except RecursionError as exc:
+        msg = "Threat payload is nested too deeply to be read as JSON."
+        raise ThreatPayloadError(msg, location="payload") from exc
+    except UnicodeDecodeError as exc:
+        msg = (
+            f"Threat payload is not valid JSON text: it cannot be decoded as "
+            f"{exc.encoding} ({exc.reason} at byte {exc.start})."
+        )
+        raise ThreatPayloadError(msg, location="payload") from exc
+    except ValueError as exc:
+        # Python refuses integer literals longer than its digit limit (4300).
+        msg = "Threat payload is not valid JSON: a number in it has too many digits."
+        raise ThreatPayloadError(msg, location="payload") from exc
+
+    return parse_threats(payload)
+
+
+def parse_threats(payload: object) -> list[Threat]:
+    """Normalise one threat, a list of threats, or a `{"data": [...]}` envelope."""
+    candidates = _unwrap(payload)
+
+    threats = [_parse_threat(item, location) for location, item in candidates]
+
+    logger.debug("Parsed %d SentinelOne threats", len(threats))
+    return threats
+
+
+def _unwrap(payload: object) -> list[tuple[str, object]]:
+    """Return each threat candidate with its location in the payload."""
+    if isinstance(payload, Mapping) and _looks_like_threat(payload):
+        # A lone threat's paths start at its own keys: "threatInfo.createdAt".
+        return [("", payload)]
+    if isinstance(payload, Mapping) and "data" in payload:
+        items, location = payload["data"], "data"
+    elif isinstance(payload, list | tuple):
+        items, location = payload, "payload"
+    elif isinstance(payload, Mapping) and "errors" in payload:
+        msg = (
+            "Threat payload is a SentinelOne error response, not threats"
+            f"{_api_error_summary(payload['errors'])}."
+        )
+        raise ThreatPayloadError(msg, location="payload")
+    else:
+        msg = f"Threat payload is invalid: expected {_EXPECTED_PAYLOAD}, got "
+        msg += _describe_candidate(payload) + "."
+        raise ThreatPayloadError(msg, location="payload")
+
+    if not isinstance(items, list | tuple):
+        msg = f"Threat payload is invalid at {location}: expected a list of threats, "
+        msg += f"got {describe(items)}."
+        raise ThreatPayloadError(msg, location=location)
+    within = "" if location == "payload" else f" in {location}"
+    if not items:
+        msg = f"Threat payload holds no threats{within}: the list is empty."
+        raise ThreatPayloadError(msg, location=location)
+    if len(items) > MAX_THREATS_PER_CALL:
+        msg = (
+            f"Threat payload holds {len(items)} threats{within}; at most "
+            f"{MAX_THREATS_PER_CALL} are accepted in one call."
+        )
+        raise ThreatPayloadError(msg, location=location)
+    prefix = "data" if location == "data" else ""
+    return [(f"{prefix}[{index}]", item) for index, item in enumerate(items)]
+
+
+def _parse_threat(item: object, location: str) -> Threat:
+    threat_id = _peek_id(item)
+    raw: RawThreatV21 | RawThreatV20
+    if isinstance(item, Mapping) and "threatInfo" in item:
+        raw = _validate(RawThreatV21, item, location, threat_id)
+        id_location = _join(location, ("threatInfo", "threatId"))
+    elif isinstance(item, Mapping) and _looks_like_threat(item):
+        raw = _validate(RawThreatV20, item, location, threat_id)
+        id_location = _join(location, ("id",))
+    else:
+        where = location or "payload"
+        msg = f"Threat payload is invalid at {where}: expected {_EXPECTED_THREAT}, "
+        msg += f"got {_describe_candidate(item)}."
+        raise ThreatPayloadError(msg, location=where)
+
+    resolved_id = raw.threat_id()
+    if resolved_id is None:
+        msg = (
+            f"Threat payload is invalid at {id_location}: threat id is missing "
+            "(neither id nor threatInfo.threatId is set)."
+        )
+        raise ThreatPayloadError(msg, location=id_location)
+    if isinstance(raw, RawThreatV21):
+        _warn_on_id_mismatch(raw)
+    return to_threat(raw, resolved_id)
+
+
+def _looks_like_threat(item: Mapping[Any, Any]) -> bool:
+    if "threatInfo" in item:
+        return True
+    if any(key in item for key in _NEIGHBOUR_KEYS):
+        return False
+    return any(key in item for key in _V20_KEYS)
+
+
+def _describe_candidate(value: object) -> str:
+    if not isinstance(value, Mapping):
+        return describe(value)
+    for key, kind in _NEIGHBOUR_KEYS.items():
+        if key in value:
+            return kind
+    if not value:
+        return "an empty object"
+    keys = ", ".join(
+        quote(key) if isinstance(key, str) else describe(key)
+        for key in islice(value, 5)
+    )
+    more = f" and {len(value) - 5} more" if len(value) > 5 else ""
+    return f"an object with keys {keys}{more}"
+
+
+def _api_error_summary(errors: object) -> str:
+    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
+        return ""
+    title = errors[0].get("title")
+    code = errors[0].get("code")
+    summary = f": {quote(title)}" if isinstance(title, str) else ""
+    if isinstance(code, int) and not isinstance(code, bool):
+        summary += f" (code {describe(code)})"
+    return summary
+
+
+def _peek_id(item: object) -> str | None:
+    """Read the threat id before validation, for messages; only plain ids qualify."""
+    if not isinstance(item, Mapping):
+        return None
+    info = item.get("threatInfo")
+    candidates = [
+        item.get("id"),
+        info.get("threatId") if isinstance(info, Mapping) else None,
+    ]
+    for candidate in candidates:
+        if isinstance(candidate, bool):
+            continue
+        text = describe(candidate) if isinstance(candidate, int) else candidate
+        if isinstance(text, str) and _PLAIN_ID.fullmatch(text):
+            return text
+    return None
+
+
+def _validate(
+    model: type[RawThreatV21] | type[RawThreatV20],
+    item: Mapping[Any, Any],
+    location: str,
+    threat_id: str | None,
+) -> RawThreatV21 | RawThreatV20:
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = _join(location, first["loc"])
+        subject = f"Threat {threat_id}" if threat_id else "Threat payload"
+        msg = f"{subject} is invalid at {where}: {_problem_sentence(first)}"
+        if exc.error_count() > 1:
+            msg += f" ({exc.error_count() - 1} more problems in this threat)"
+        raise ThreatPayloadError(
+            msg + ".", location=where, threat_id=threat_id
+        ) from exc
+
+
+def _join(prefix: str, loc: Iterable[int | str]) -> str:
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.startswith("["):
+            path += part
+        else:
+            # Map keys are payload text; keep a hostile one from flooding the path.
+            name = part if len(part) <= 80 else part[:80] + "..."
+            path += f".{name}" if path else name
+    return path
+
+
+def _problem_sentence(error: Any) -> str:
+    """Phrase one pydantic error as a sentence about the named field."""
+    loc = error["loc"]
+    names = [
+        index
+        for index, part in enumerate(loc)
+        if isinstance(part, str) and not part.startswith("[")
+    ]
+    field = _join("", loc[names[-1] :]) if names else "the value"
+    got = describe(error.get("input"))
+    if error["type"] == PROBLEM_ERROR_TYPE:
+        return f"{field} {error['msg']}"
+    if error["type"] in {"model_type", "model_attributes_type", "dict_type"}:
+        return f"{field} must be an object, got {got}"
+    if error["type"] == "list_type":
+        return f"{field} must be a list, got {got}"
+    return f"{field} is invalid: {error['msg']}"
+
+
+def _warn_on_id_mismatch(raw: RawThreatV21) -> None:
+    # The two ids are equal in the API's own answers; a mismatch means the payload
+    # was edited on the way (redacted samples do this), so the top-level id wins.
+    inner = raw.threat_info.threat_id
+    if raw.id is not None and inner is not None and inner != raw.id:
+        logger.warning(
+            "Threat %s has a different threatInfo.threatId %s; using the top-level id",
+            quote(raw.id),
+            quote(inner),
+        )

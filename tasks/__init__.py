@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers, one external step each, around the library."""

@@ -1,0 +1,242 @@
+"""Tests for the ATT&CK analysis of reported technique ids, on the real v18.1 data."""
+
+import pytest
+
+from s1_autotask.attack import AttackAnalysis, analyze_techniques, analyze_threat
+
+
+def _finding_ids(analysis: AttackAnalysis) -> list[str]:
+    return [finding.id for finding in analysis.techniques]
+
+
+class TestTechniqueFindings:
+    """Names, links and tactics of the techniques a threat reports."""
+
+    def test_technique_gets_its_attack_name(self) -> None:
+        """T1059 is named as ATT&CK names it."""
+        analysis = analyze_techniques(["T1059"])
+
+        assert analysis.techniques[0].name == "Command and Scripting Interpreter"
+
+    def test_sub_technique_name_includes_its_parent(self) -> None:
+        """T1204.002 reads 'User Execution: Malicious File'."""
+        analysis = analyze_techniques(["T1204.002"])
+
+        assert analysis.techniques[0].name == "User Execution: Malicious File"
+
+    def test_sub_technique_has_name_url_and_tactics_in_kill_chain_order(self) -> None:
+        """T1053.005 links to its ATT&CK page and lists its three tactics."""
+        analysis = analyze_techniques(["T1053.005"])
+
+        finding = analysis.techniques[0]
+        assert finding.name == "Scheduled Task/Job: Scheduled Task"
+        assert finding.url == "https://attack.mitre.org/techniques/T1053/005/"
+        assert finding.tactics == ["Execution", "Persistence", "Privilege Escalation"]
+        assert finding.reported_id == "T1053.005"
+        assert not finding.deprecated
+
+    def test_ids_are_normalised_before_lookup(self) -> None:
+        """A lower-case id with surrounding spaces is found and reported clean."""
+        analysis = analyze_techniques([" t1059.001 "])
+
+        assert _finding_ids(analysis) == ["T1059.001"]
+        assert analysis.techniques[0].reported_id == "T1059.001"
+
+
+class TestTactics:
+    """The union of tactics, in kill-chain order."""
+
+    def test_tactics_span_the_kill_chain_in_order(self) -> None:
+        """Techniques reported out of order give tactics in kill-chain order."""
+        analysis = analyze_techniques(["T1486", "T1082", "T1053.005", "T1566.001"])
+
+        assert analysis.tactics == [
+            "Initial Access",
+            "Execution",
+            "Persistence",
+            "Privilege Escalation",
+            "Discovery",
+            "Impact",
+        ]
+        assert analysis.furthest_tactic == "Impact"
+
+    def test_no_techniques_give_no_tactics(self) -> None:
+        """A threat without techniques has no tactic and no furthest tactic."""
+        analysis = analyze_techniques([])
+
+        assert analysis.techniques == []
+        assert analysis.tactics == []
+        assert analysis.furthest_tactic is None
+        assert analysis.mitigations == []
+        assert analysis.attack_version == "18.1"
+
+
+class TestRevokedAndDeprecated:
+    """Ids that older consoles still send."""
+
+    def test_revoked_id_is_replaced_by_its_successor(self) -> None:
+        """T1086 (PowerShell) became T1059.001 and keeps the reported id."""
+        analysis = analyze_techniques(["T1086"])
+
+        finding = analysis.techniques[0]
+        assert finding.id == "T1059.001"
+        assert finding.reported_id == "T1086"
+        assert finding.name == "Command and Scripting Interpreter: PowerShell"
+        assert not finding.deprecated
+
+    @pytest.mark.parametrize(
+        ("reported", "successor"),
+        [("T1193", "T1566.001"), ("T1060", "T1547.001"), ("T1088", "T1548.002")],
+    )
+    def test_other_revoked_ids_map_to_their_successors(
+        self, reported: str, successor: str
+    ) -> None:
+        """Spearphishing, Run Keys and UAC bypass map to their sub-techniques."""
+        analysis = analyze_techniques([reported])
+
+        assert _finding_ids(analysis) == [successor]
+
+    def test_revoked_successor_that_is_also_revoked_is_followed(self) -> None:
+        """T1150 was revoked by T1547.011, itself revoked by T1647."""
+        analysis = analyze_techniques(["T1150"])
+
+        finding = analysis.techniques[0]
+        assert finding.id == "T1647"
+        assert finding.name == "Plist File Modification"
+        assert finding.reported_id == "T1150"
+
+    def test_revoked_id_and_its_successor_give_one_finding(self) -> None:
+        """T1086 and T1059.001 together are one technique, first report kept."""
+        analysis = analyze_techniques(["T1086", "T1059.001"])
+
+        assert _finding_ids(analysis) == ["T1059.001"]
+        assert analysis.techniques[0].reported_id == "T1086"
+
+    def test_deprecated_id_without_successor_is_kept_and_flagged(self) -> None:
+        """T1064 Scripting has no successor: it stays, marked deprecated."""
+        analysis = analyze_techniques(["T1064"])
+
+        finding = analysis.techniques[0]
+        assert finding.id == "T1064"
+        assert finding.name == "Scripting"
+        assert finding.deprecated
+        assert finding.tactics == ["Execution", "Defense Evasion"]
+
+
+class TestReportedIdProblems:
+    """Ids that are malformed, unknown or repeated."""
+
+    def test_malformed_id_is_listed_as_invalid(self) -> None:
+        """The placeholder '123' from a real sample is reported, not looked up."""
+        analysis = analyze_techniques(["123", "T7", "T1059"])
+
+        assert analysis.invalid_ids == ["123", "T7"]
+        assert _finding_ids(analysis) == ["T1059"]
+
+    def test_well_formed_id_missing_from_attack_is_listed_as_unknown(self) -> None:
+        """T9999 and T1059.999 look right but ATT&CK has neither."""
+        analysis = analyze_techniques(["T9999", "T1059.999"])
+
+        assert analysis.unknown_ids == ["T9999", "T1059.999"]
+        assert analysis.techniques == []
+
+    def test_duplicates_are_removed_in_first_seen_order(self) -> None:
+        """Repeats across tactics and indicators give one finding each."""
+        analysis = analyze_techniques(
+            ["T1204.002", "T1059", "t1204.002", "T1059", "123", "123", "T9999", "T9999"]
+        )
+
+        assert _finding_ids(analysis) == ["T1204.002", "T1059"]
+        assert analysis.invalid_ids == ["123"]
+        assert analysis.unknown_ids == ["T9999"]
+
+    def test_blank_names_are_ignored(self) -> None:
+        """An empty technique name is neither a finding nor an invalid id."""
+        analysis = analyze_techniques(["", "  ", "T1059"])
+
+        assert analysis.invalid_ids == []
+        assert _finding_ids(analysis) == ["T1059"]
+
+
+class TestMitigations:
+    """Mitigations that cover the threat's techniques, most useful first."""
+
+    def test_execution_prevention_covers_malicious_file(self) -> None:
+        """ATT&CK maps M1038 Execution Prevention to T1204.002."""
+        analysis = analyze_techniques(["T1204.002"])
+
+        by_id = {mitigation.id: mitigation for mitigation in analysis.mitigations}
+        assert by_id["M1038"].name == "Execution Prevention"
+        assert by_id["M1038"].url == "https://attack.mitre.org/mitigations/M1038/"
+        assert by_id["M1038"].covers == ["T1204.002"]
+
+    def test_mitigations_are_ranked_by_techniques_covered_then_id(self) -> None:
+        """M1038 covers all three techniques and leads; ties sort by id."""
+        analysis = analyze_techniques(["T1059", "T1204.002", "T1059.001"])
+
+        ranking = [(len(m.covers), m.id) for m in analysis.mitigations]
+        assert analysis.mitigations[0].id == "M1038"
+        assert analysis.mitigations[0].covers == ["T1059", "T1204.002", "T1059.001"]
+        assert ranking == sorted(ranking, key=lambda item: (-item[0], item[1]))
+        assert len({m.id for m in analysis.mitigations}) == len(ranking)
+
+    def test_sub_technique_without_mitigations_uses_its_parents(self) -> None:
+        """T1027.001 has none of its own, so T1027's apply, credited to the sub."""
+        analysis = analyze_techniques(["T1027.001"])
+
+        assert [m.id for m in analysis.mitigations] == [
+            "M1017",
+            "M1040",
+            "M1047",
+            "M1049",
+        ]
+        assert analysis.mitigations[0].covers == ["T1027.001"]
+
+    def test_sub_technique_with_mitigations_does_not_inherit_its_parents(self) -> None:
+        """T1204.002 has its own, so M1021 (mapped only to T1204) stays out."""
+        analysis = analyze_techniques(["T1204.002"])
+
+        assert "M1021" not in {m.id for m in analysis.mitigations}
+
+
+class TestAnalyzeThreat:
+    """The wrapper over a parsed SentinelOne threat."""
+
+    def test_threat_indicators_are_analysed_and_bad_ids_reported(self) -> None:
+        """Techniques from every indicator tactic are analysed once each."""
+        models = pytest.importorskip("s1_autotask.sentinelone.models")
+        threat = models.Threat(
+            id="1373834705420286869",
+            classification="Malware",
+            indicators=[
+                models.Indicator(
+                    tactics=[
+                        models.IndicatorTactic(
+                            name="Persistence",
+                            techniques=[models.IndicatorTechnique(name="T1547.001")],
+                        ),
+                        models.IndicatorTactic(
+                            name="Privilege Escalation",
+                            techniques=[models.IndicatorTechnique(name="T1547.001")],
+                        ),
+                    ]
+                ),
+                models.Indicator(
+                    tactics=[
+                        models.IndicatorTactic(
+                            name="Defense Evasion",
+                            techniques=[
+                                models.IndicatorTechnique(name="123"),
+                                models.IndicatorTechnique(name="T1566.001"),
+                            ],
+                        )
+                    ]
+                ),
+            ],
+        )
+
+        analysis = analyze_threat(threat)
+
+        assert _finding_ids(analysis) == ["T1547.001", "T1566.001"]
+        assert analysis.invalid_ids == ["123"]
+        assert analysis.furthest_tactic == "Privilege Escalation"

@@ -1,0 +1,47 @@
+"""Fixtures for running flows against the Autotask emulator."""
+
+import json
+import os
+
+import pytest
+
+from s1_autotask.emulators.autotask import AutotaskEmulator, serve_in_thread
+
+USERNAME = "api-user@example.com"
+SECRET = "flow-test-secret-0123456789"
+INTEGRATION_CODE = "FLOW-TEST-CODE-0123456789"
+
+
+@pytest.fixture
+def emulator():
+    """A fresh emulated tenant, with the bundled seed, on a loopback port."""
+    state = AutotaskEmulator.from_seed(
+        username=USERNAME, secret=SECRET, integration_code=INTEGRATION_CODE
+    )
+    with serve_in_thread(state) as running:
+        yield running
+
+
+@pytest.fixture
+def configured(emulator, monkeypatch, prefect_harness):
+    """Settings pointing at the emulator, read afresh by the tasks."""
+    from tasks._runtime import current_settings
+
+    for key in [k for k in os.environ if k.startswith("S1AT_")]:
+        monkeypatch.delenv(key)
+    values = {
+        "S1AT_AUTOTASK__USERNAME": USERNAME,
+        "S1AT_AUTOTASK__SECRET": SECRET,
+        "S1AT_AUTOTASK__INTEGRATION_CODE": INTEGRATION_CODE,
+        "S1AT_AUTOTASK__ZONE_URL": (
+            f"{emulator.url}/atservicesrest/v1.0/zoneInformation"
+        ),
+        "S1AT_MAPPING__COMPANIES": json.dumps({"1592057602649133141": 29683056}),
+        "S1AT_MAPPING__FALLBACK_COMPANY_ID": "0",
+        "S1AT_SENTINELONE__CONSOLE_URL": "https://console.example.invalid",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    current_settings.cache_clear()
+    yield emulator
+    current_settings.cache_clear()
