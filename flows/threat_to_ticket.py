@@ -21,7 +21,12 @@ from s1_autotask.autotask.errors import AutotaskError
 from s1_autotask.autotask.ticket import TicketDraft
 from s1_autotask.config import Settings
 from s1_autotask.mapping import CompanyMappingError, CompanyMatch
-from s1_autotask.outcome import CompanySummary, TechniqueSummary, TicketOutcome
+from s1_autotask.outcome import (
+    Action,
+    CompanySummary,
+    TechniqueSummary,
+    TicketOutcome,
+)
 from s1_autotask.sentinelone.models import Threat
 from tasks._runtime import current_settings
 from tasks.autotask import (
@@ -121,12 +126,12 @@ def _outcome(
     analysis: AttackAnalysis,
     company: CompanyMatch,
     draft: TicketDraft,
-    action: str,
+    action: Action,
     ticket: dict[str, Any],
 ) -> TicketOutcome:
     return TicketOutcome(
         threat_id=threat.id,
-        action=action,  # type: ignore[arg-type]
+        action=action,
         ticket_id=ticket.get("id"),
         ticket_number=ticket.get("ticketNumber"),
         title=draft.title,

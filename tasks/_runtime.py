@@ -16,7 +16,7 @@ from s1_autotask.redaction import install_redaction
 
 # Rising delays: Autotask's thread limit clears within seconds, its hourly threshold
 # does not, and a retry storm would spend the tenant's shared budget.
-RETRY_DELAYS = [2, 10, 30]
+RETRY_DELAYS: list[float] = [2.0, 10.0, 30.0]
 
 
 @functools.cache

@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
 
 from s1_autotask.autotask.ticket import TicketDraft
+from s1_autotask.outcome import Action
 from tasks._runtime import (
     RETRY_DELAYS,
     autotask_client,
@@ -85,7 +86,7 @@ async def fetch_ticket_fields(tenant: str) -> list[dict[str, Any]]:
 )
 async def upsert_ticket(
     draft: TicketDraft, dry_run: bool = False
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[Action, dict[str, Any]]:
     """Create the threat's ticket unless one with its external id exists already.
 
     With ``dry_run`` the lookup still happens, so the answer is "exists" or

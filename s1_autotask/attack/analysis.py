@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict
 
 from s1_autotask.attack.data import AttackData, Technique, get_attack_data
+from s1_autotask.attack.inference import inferred_techniques
 
 if TYPE_CHECKING:
     from s1_autotask.sentinelone.models import Threat
@@ -34,6 +35,7 @@ class TechniqueFinding(BaseModel):
     tactics: list[str]
     reported_id: str
     inferred: bool = False
+    inferred_because: str | None = None
     deprecated: bool = False
 
 
@@ -63,9 +65,16 @@ class AttackAnalysis(BaseModel):
 
 
 def analyze_techniques(
-    reported_ids: Iterable[str], *, data: AttackData | None = None
+    reported_ids: Iterable[str],
+    *,
+    inferred: Iterable[tuple[str, str]] = (),
+    data: AttackData | None = None,
 ) -> AttackAnalysis:
-    """Analyse technique ids as reported, in the order first seen."""
+    """Analyse technique ids as reported, in the order first seen.
+
+    ``inferred`` holds (technique id, why) pairs implied by the threat rather than
+    reported; each is added, marked as inferred, unless it was reported too.
+    """
     if data is None:
         data = get_attack_data()
     valid_ids, invalid_ids = _split_reported(reported_ids)
@@ -79,13 +88,24 @@ def analyze_techniques(
         elif technique.id not in resolved:
             resolved[technique.id] = (technique, reported_id)
 
+    findings = [_finding(tech, reported) for tech, reported in resolved.values()]
+    for technique_id, why in inferred:
+        technique = data.resolve(technique_id)
+        if technique is not None and technique.id not in resolved:
+            resolved[technique.id] = (technique, technique_id)
+            findings.append(
+                _finding(technique, technique_id).model_copy(
+                    update={"inferred": True, "inferred_because": why}
+                )
+            )
+
     techniques = [technique for technique, _ in resolved.values()]
     tactics = [
         tactic.name
         for tactic in data.order_tactics(t for tech in techniques for t in tech.tactics)
     ]
     return AttackAnalysis(
-        techniques=[_finding(tech, reported) for tech, reported in resolved.values()],
+        techniques=findings,
         unknown_ids=unknown_ids,
         invalid_ids=invalid_ids,
         tactics=tactics,
@@ -99,7 +119,12 @@ def analyze_threat(threat: Threat, data: AttackData | None = None) -> AttackAnal
     """Analyse the technique ids of a SentinelOne threat's indicators."""
     # Unknown and invalid ids are reported by the caller, which knows where its logs
     # are read (the flow run's log in the Prefect UI).
-    return analyze_techniques(threat.technique_ids, data=data)
+    rules = inferred_techniques(threat.classification)
+    return analyze_techniques(
+        threat.technique_ids,
+        inferred=[(rule.technique_id, rule.why) for rule in rules],
+        data=data,
+    )
 
 
 def _split_reported(reported_ids: Iterable[str]) -> tuple[list[str], list[str]]:

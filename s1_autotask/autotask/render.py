@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from s1_autotask.attack.analysis import AttackAnalysis
+    from s1_autotask.attack.analysis import AttackAnalysis, TechniqueFinding
     from s1_autotask.mapping import CompanyMatch
     from s1_autotask.sentinelone.models import Threat
     from s1_autotask.severity import SeverityAssessment
@@ -75,7 +75,7 @@ def render_description(
 ) -> str:
     """Summary, ATT&CK, recommended actions, indicators, identifiers; in that order."""
     sections = [
-        ("Summary", _summary(threat, severity, company, console_url)),
+        ("Summary", _summary(threat, analysis, severity, company, console_url)),
         ("MITRE ATT&CK", _attack(analysis)),
         ("Recommended actions", _actions(threat, analysis)),
         ("Indicators", _indicators(threat)),
@@ -92,6 +92,7 @@ def render_description(
 
 def _summary(
     threat: Threat,
+    analysis: AttackAnalysis,
     severity: SeverityAssessment,
     company: CompanyMatch,
     console_url: str | None,
@@ -106,9 +107,12 @@ def _summary(
         f"Threat: {clean(threat.name, 200) or 'unnamed'} "
         f"({clean(threat.classification, 40) or 'unclassified'})",
         f"Severity: {severity.severity.value.upper()}: {severity.reason}",
+        _pairs(("Furthest ATT&CK tactic reached", analysis.furthest_tactic)),
         f"Host: {clean(endpoint.computer_name, 100) or 'unknown'}"
         + (f" ({os_text})" if os_text else "")
-        + (f", {endpoint.network_status}" if endpoint.network_status else ""),
+        + (
+            f", {clean(endpoint.network_status, 30)}" if endpoint.network_status else ""
+        ),
         _pairs(
             ("Site", scope.site_name),
             ("Account", scope.account_name),
@@ -139,14 +143,18 @@ def _summary(
 
 
 def _attack(analysis: AttackAnalysis) -> list[str]:
-    if not analysis.techniques:
-        lines = [
+    lines: list[str] = []
+    reported = [finding for finding in analysis.techniques if not finding.inferred]
+    if not reported and (analysis.unknown_ids or analysis.invalid_ids):
+        lines.append(
+            "None of the technique ids SentinelOne reported is an ATT&CK technique."
+        )
+    elif not reported:
+        lines.append(
             "SentinelOne reported no ATT&CK techniques for this threat "
             "(common for static and custom-rule detections)."
-        ]
-    else:
-        furthest = analysis.furthest_tactic or "unknown"
-        lines = [f"Furthest tactic reached: {furthest}"]
+        )
+    if analysis.techniques:
         for tactic in analysis.tactics:
             lines.append(f"{tactic}:")
             for finding in analysis.techniques:
@@ -161,14 +169,14 @@ def _attack(analysis: AttackAnalysis) -> list[str]:
     return lines
 
 
-def _technique(finding: object) -> str:
-    tid = getattr(finding, "id", "")
-    reported = getattr(finding, "reported_id", tid)
-    text = f"{tid} {getattr(finding, 'name', '')} {getattr(finding, 'url', '')}"
-    if reported and reported != tid:
-        text += f" (reported as {reported}, which ATT&CK replaced)"
-    if getattr(finding, "inferred", False):
-        text += " (inferred from the classification)"
+def _technique(finding: TechniqueFinding) -> str:
+    text = f"{finding.id} {finding.name} {finding.url}"
+    if finding.reported_id != finding.id:
+        text += f" (reported as {finding.reported_id}, which ATT&CK replaced)"
+    if finding.deprecated:
+        text += " (deprecated in ATT&CK)"
+    if finding.inferred:
+        text += f" (inferred, not reported: {finding.inferred_because})"
     return text
 
 
@@ -185,6 +193,11 @@ def _actions(threat: Threat, analysis: AttackAnalysis) -> list[str]:
                 "- Isolate the endpoint from the network (disconnect from network in "
                 "SentinelOne) until the threat is mitigated."
             )
+        elif threat.endpoint.network_status:
+            lines.append(
+                f"- The endpoint is {clean(threat.endpoint.network_status, 20)}: "
+                "SentinelOne acts on it only when it reconnects; find the device."
+            )
         lines.append("- Kill and quarantine the threat, then remediate or roll back.")
     else:
         lines.append("- Verify the mitigation completed and scan the endpoint.")
@@ -192,8 +205,7 @@ def _actions(threat: Threat, analysis: AttackAnalysis) -> list[str]:
         lines.append("- Search other endpoints for the same hash.")
     if threat.process_user:
         lines.append("- Review the activity of the user account involved.")
-    mitigations = list(getattr(analysis, "mitigations", []))[:MAX_MITIGATIONS]
-    for mitigation_finding in mitigations:
+    for mitigation_finding in analysis.mitigations[:MAX_MITIGATIONS]:
         covers = ", ".join(mitigation_finding.covers)
         lines.append(
             f"- ATT&CK {mitigation_finding.id} {mitigation_finding.name} "
