@@ -141,12 +141,30 @@ class MappingSettings(BaseModel):
 
 
 class SentinelOneSettings(BaseModel):
-    """The SentinelOne console, for links in tickets."""
+    """The SentinelOne console: links in tickets, and its API for fetching threats."""
 
     console_url: str | None = Field(
         default=None,
         description="Console base URL such as https://usea1-partner.sentinelone.net.",
     )
+    api_url: str | None = Field(
+        default=None,
+        description="API base URL; the console URL when empty.",
+    )
+    api_token: SecretStr = Field(
+        default=SecretStr(""), description="API token, sent as 'ApiToken <token>'."
+    )
+    timeout_seconds: float = Field(
+        default=30.0, ge=1.0, le=300.0, description="Timeout of one HTTP request."
+    )
+
+    def api_base(self) -> str | None:
+        """Where the API lives, or None when SentinelOne is not configured."""
+        return self.api_url or self.console_url
+
+    def is_configured(self) -> bool:
+        """Whether threats can be fetched from the API."""
+        return bool(self.api_base()) and len(self.api_token) > 0
 
 
 class Settings(BaseSettings):
@@ -197,7 +215,11 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured credential value, for log redaction."""
-        secrets = [self.autotask.secret, self.autotask.integration_code]
+        secrets = [
+            self.autotask.secret,
+            self.autotask.integration_code,
+            self.sentinelone.api_token,
+        ]
         return [value for s in secrets if (value := s.get_secret_value())]
 
 
