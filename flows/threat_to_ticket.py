@@ -9,6 +9,7 @@ every Autotask request holds a slot of one global concurrency limit instead.
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +38,10 @@ from tasks.autotask import (
 )
 from tasks.threat import analyze_attack, build_ticket, extract_threat, pick_company
 
+# Threats of one payload handled at once; Autotask calls are capped separately by the
+# global concurrency limit, so this only bounds memory and log interleaving.
+THREATS_IN_FLIGHT = 4
+
 
 class ThreatHandlingError(RuntimeError):
     """One or more threats of a run got no ticket; the message lists each and why."""
@@ -50,7 +55,6 @@ async def threat_to_ticket(payload: Any, dry_run: bool = False) -> list[TicketOu
         payload: one threat object, a list of them, or the API's ``{"data": [...]}``.
         dry_run: resolve everything and look the ticket up, but create nothing.
     """
-    logger = get_run_logger()
     settings = current_settings()
     threats = extract_threat(payload)
 
@@ -59,17 +63,9 @@ async def threat_to_ticket(payload: Any, dry_run: bool = False) -> list[TicketOu
     )
     _resources, companies, ticket_fields = await _reference_data(settings)
 
-    outcomes: list[TicketOutcome] = []
-    failures: list[str] = []
-    for threat in threats:
-        try:
-            outcome = await _handle(threat, companies, ticket_fields, dry_run=dry_run)
-        except (AutotaskError, CompanyMappingError, ValueError) as exc:
-            # The message is the whole story; the traceback is on the failed task run.
-            logger.error("Threat %s got no ticket: %s", threat.id, exc)  # noqa: TRY400
-            failures.append(f"threat {threat.id}: {exc}")
-            continue
-        outcomes.append(outcome)
+    results = await handle_threats(threats, companies, ticket_fields, dry_run=dry_run)
+    outcomes = [r for r in results if isinstance(r, TicketOutcome)]
+    failures = [r for r in results if isinstance(r, str)]
 
     if failures:
         msg = (
@@ -95,6 +91,43 @@ async def _reference_data(
         fetch_ticket_fields.with_options(**options)(tenant),
     )
     return resources, companies, fields
+
+
+async def handle_threats(
+    threats: list[Threat],
+    companies: list[dict[str, Any]],
+    ticket_fields: list[dict[str, Any]],
+    *,
+    dry_run: bool,
+) -> list[TicketOutcome | str]:
+    """Handle threats a few at a time; a failure is a one-line reason, in order.
+
+    The same threat twice in one batch is handled once, as its latest update, so
+    two copies can never race each other to create a ticket.
+    """
+    latest: dict[str, Threat] = {}
+    for threat in threats:
+        seen = latest.get(threat.id)
+        if seen is None or _newer(threat, seen):
+            latest[threat.id] = threat
+    gate = asyncio.Semaphore(THREATS_IN_FLIGHT)
+
+    async def one(threat: Threat) -> TicketOutcome | str:
+        async with gate:
+            try:
+                return await _handle(threat, companies, ticket_fields, dry_run=dry_run)
+            except (AutotaskError, CompanyMappingError, ValueError) as exc:
+                # The message is the whole story; the traceback is on the task run.
+                get_run_logger().error("Threat %s got no ticket: %s", threat.id, exc)
+                return f"threat {threat.id}: {exc}"
+
+    return list(await asyncio.gather(*(one(t) for t in latest.values())))
+
+
+def _newer(threat: Threat, than: Threat) -> bool:
+    if threat.updated_at is None or than.updated_at is None:
+        return threat.updated_at is not None
+    return threat.updated_at > than.updated_at
 
 
 async def _handle(
@@ -170,10 +203,15 @@ async def _publish_artifact(outcome: TicketOutcome, draft: TicketDraft) -> None:
         ]
     )
     await acreate_markdown_artifact(
-        key=f"s1-threat-{outcome.threat_id}".lower()[:100],
+        key=_artifact_key(outcome.threat_id),
         markdown=markdown,
         description=f"Autotask ticket for SentinelOne threat {outcome.threat_id}",
     )
+
+
+def _artifact_key(threat_id: str) -> str:
+    """Prefect accepts only lowercase letters, digits and dashes in artifact keys."""
+    return "s1-threat-" + re.sub(r"[^a-z0-9-]", "-", threat_id.lower())[:80]
 
 
 def _md(text: str) -> str:

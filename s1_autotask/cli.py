@@ -249,9 +249,12 @@ def _demo_environment(emulator_url: str) -> Iterator[None]:
 
 
 def _quiet_prefect(verbose: bool) -> None:
-    """Keep Prefect's console logging to warnings unless asked; set before import."""
+    """Keep Prefect's console logs out of the way unless asked; set before import.
+
+    Failures are still reported: each one is printed as a FAILED line by the report.
+    """
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
 
 
 def _fail(message: str) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from s1_autotask.config import Severity
+from s1_autotask.text import clean
 
 # Tactics past which a threat has left the first host or acts on the business; a
 # suspicious detection that got this far deserves more than a medium ticket.
@@ -106,5 +107,5 @@ def _base_severity(
         return Severity.MEDIUM, f"suspicious, {state}"
     if verdict == "true_positive":
         return Severity.MEDIUM, "an analyst confirmed it as a true positive"
-    shown = confidence or "missing"
+    shown = clean(confidence, 20) or "missing"
     return Severity.LOW, f"confidence level is {shown}"

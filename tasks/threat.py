@@ -12,6 +12,7 @@ from s1_autotask.autotask.ticket import TicketDraft, build_ticket_draft
 from s1_autotask.mapping import CompanyMatch, SiteIdentity, map_company
 from s1_autotask.sentinelone.models import Threat
 from s1_autotask.sentinelone.parse import parse_threats
+from s1_autotask.text import quoted
 from tasks._runtime import current_settings
 
 
@@ -37,10 +38,12 @@ def analyze_attack(threat: Threat) -> AttackAnalysis:
         analysis.furthest_tactic or "none",
     )
     if analysis.unknown_ids or analysis.invalid_ids:
+        odd = [*analysis.unknown_ids, *analysis.invalid_ids]
         logger.warning(
-            "Threat %s reported technique ids not found in ATT&CK: %s",
+            "Threat %s reported %d technique id(s) not found in ATT&CK: %s",
             threat.id,
-            ", ".join([*analysis.unknown_ids, *analysis.invalid_ids]),
+            len(odd),
+            ", ".join(quoted(value, 20) for value in odd[:10]),
         )
     return analysis
 

@@ -10,10 +10,11 @@ line says what was left out.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
+
+from s1_autotask.text import clean, clip_utf16, utf16_len
 
 if TYPE_CHECKING:
     from s1_autotask.attack.analysis import AttackAnalysis, TechniqueFinding
@@ -24,25 +25,7 @@ if TYPE_CHECKING:
 TITLE_LIMIT = 255
 DESCRIPTION_LIMIT = 8000
 MAX_MITIGATIONS = 5
-
-# Categories that must not reach a ticket: controls, formatting (bidi overrides that
-# can disguise a file name), surrogates that are not valid UTF-8, private use, and
-# line or paragraph separators that would break a line in two.
-_DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-
-
-def clean(value: object, limit: int = 300) -> str:
-    """Make one attacker-influenced value safe to print on one line."""
-    if value is None:
-        return ""
-    text = str(value)[: limit * 4]
-    kept = (
-        " " if unicodedata.category(ch) in _DROPPED_CATEGORIES else ch for ch in text
-    )
-    single_line = " ".join("".join(kept).split())
-    if len(single_line) <= limit:
-        return single_line
-    return single_line[: limit - 1].rstrip() + "…"
+MAX_INDICATORS = 20
 
 
 def render_title(threat: Threat, *, limit: int = TITLE_LIMIT) -> str:
@@ -59,9 +42,18 @@ def render_title(threat: Threat, *, limit: int = TITLE_LIMIT) -> str:
     )
     suffix = f" on {host}" + (f" ({state})" if state else "")
     prefix = f"SentinelOne {classification}: "
-    room = max(limit - len(prefix) - len(suffix), 20)
+    room = max(limit - utf16_len(prefix) - utf16_len(suffix), 20)
     name = clean(threat.name, room) or "unnamed threat"
     return clean(prefix + name + suffix, limit)
+
+
+__all__ = [
+    "DESCRIPTION_LIMIT",
+    "TITLE_LIMIT",
+    "clean",
+    "render_description",
+    "render_title",
+]
 
 
 def render_description(
@@ -161,12 +153,18 @@ def _attack(analysis: AttackAnalysis) -> list[str]:
                 if tactic in finding.tactics:
                     lines.append(f"  - {_technique(finding)}")
     if analysis.unknown_ids:
-        ids = ", ".join(clean(tid, 20) for tid in analysis.unknown_ids)
+        ids = _listed(analysis.unknown_ids, quote=False)
         lines.append(f"Not in ATT&CK {analysis.attack_version}: {ids}")
     if analysis.invalid_ids:
-        ids = ", ".join(repr(clean(tid, 20)) for tid in analysis.invalid_ids)
-        lines.append(f"Not technique ids, ignored: {ids}")
+        lines.append(f"Not technique ids, ignored: {_listed(analysis.invalid_ids)}")
     return lines
+
+
+def _listed(values: list[str], *, quote: bool = True, shown: int = 10) -> str:
+    """A short list for one line: the first few values, then how many more."""
+    items = [repr(clean(v, 20)) if quote else clean(v, 20) for v in values[:shown]]
+    more = len(values) - shown
+    return ", ".join(items) + (f" and {more} more" if more > 0 else "")
 
 
 def _technique(finding: TechniqueFinding) -> str:
@@ -215,11 +213,16 @@ def _actions(threat: Threat, analysis: AttackAnalysis) -> list[str]:
 
 
 def _indicators(threat: Threat) -> list[str]:
+    # Capped so that a threat with hundreds of indicators still leaves room for the
+    # identifiers below; the console has the full list.
     lines = []
-    for indicator in threat.indicators:
+    for indicator in threat.indicators[:MAX_INDICATORS]:
         category = clean(indicator.category, 60) or "Indicator"
-        description = clean(indicator.description, 300)
+        description = clean(indicator.description, 200)
         lines.append(f"- {category}: {description}" if description else f"- {category}")
+    more = len(threat.indicators) - MAX_INDICATORS
+    if more > 0:
+        lines.append(f"- and {more} more indicators in the SentinelOne console")
     return lines or ["SentinelOne reported no indicators."]
 
 
@@ -249,7 +252,7 @@ def _identifiers(threat: Threat) -> list[str]:
 
 def _fit(lines: list[tuple[str, str]], limit: int) -> str:
     text = "\n".join(line for _, line in lines)
-    if len(text) <= limit:
+    if utf16_len(text) <= limit:
         return text
 
     kept = list(lines)
@@ -264,9 +267,9 @@ def _fit(lines: list[tuple[str, str]], limit: int) -> str:
             + " left out; see SentinelOne for the rest.]"
         )
         text = "\n".join([*(line for _, line in kept), note])
-        if len(text) <= limit:
+        if utf16_len(text) <= limit:
             return text
-    return text[:limit]
+    return clip_utf16(text, limit)
 
 
 def _pairs(*pairs: tuple[str, object]) -> str:

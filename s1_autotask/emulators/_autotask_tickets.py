@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from s1_autotask.emulators._autotask_entities import EntitySpec, FieldSpec
 from s1_autotask.emulators._autotask_errors import EmulatedApiError, server_error
 from s1_autotask.emulators._autotask_query import normalise_value, parse_datetime
+from s1_autotask.text import utf16_len
 
 __all__ = [
     "FieldMetadata",
@@ -148,7 +149,8 @@ class TicketRules:
             length = int(info["length"]) if info else spec.length
             value = row.get(spec.name)
             if spec.data_type == "string" and length and isinstance(value, str):
-                if len(value) > length:
+                # Autotask is .NET: lengths count UTF-16 units, so emoji count twice.
+                if utf16_len(value) > length:
                     msg = f"String value exceeds maximum length (field:{spec.name})."
                     raise server_error(msg)
 

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from rapidfuzz import fuzz, process
 
+from s1_autotask.text import quoted
+
 MatchKind = Literal["explicit", "exact", "normalised", "fuzzy", "fallback"]
 
 # Words that distinguish legal entities but not clients; "Example Site Ltd" and
@@ -71,7 +73,7 @@ class SiteIdentity(BaseModel):
 
     def describe(self) -> str:
         """A short description for error messages."""
-        parts = [f"{label} {value!r}" for label, value in self.keys()]
+        parts = [f"{label} {quoted(value)}" for label, value in self.keys()]
         return ", ".join(parts) or "no site or account"
 
 
@@ -150,11 +152,11 @@ def _explicit_match(
             continue
         if company_id not in by_id:
             msg = (
-                f"The configured company {company_id} for {label} {value!r} is not an "
-                "active Autotask company."
+                f"The configured company {company_id} for {label} {quoted(value)} "
+                "is not an active Autotask company."
             )
             raise CompanyMappingError(msg)
-        reason = f"{label} {value!r} is mapped to this company in the configuration"
+        reason = f"{label} {quoted(value)} is mapped to this company by configuration"
         return CompanyMatch(
             id=company_id, name=by_id[company_id], match="explicit", reason=reason
         )
@@ -169,7 +171,7 @@ def _exact_match(
         hits = [(cid, cname) for cid, cname in active if _fold(cname) == wanted]
         if len(hits) == 1:
             cid, cname = hits[0]
-            reason = f"{label} {name!r} equals the company name"
+            reason = f"{label} {quoted(name)} equals the company name"
             return CompanyMatch(id=cid, name=cname, match="exact", reason=reason)
     return None
 
@@ -184,7 +186,7 @@ def _normalised_match(
         ]
         if len(hits) == 1:
             cid, cname = hits[0]
-            reason = f"{label} {name!r} equals the company name once normalised"
+            reason = f"{label} {quoted(name)} equals the company name once normalised"
             return CompanyMatch(id=cid, name=cname, match="normalised", reason=reason)
     return None
 
@@ -206,7 +208,7 @@ def _fuzzy_match(
             continue
         cid, cname = active[best[0][2]]
         score = round(best[0][1], 1)
-        reason = f"{label} {name!r} is close to the company name (score {score})"
+        reason = f"{label} {quoted(name)} is close to the company name (score {score})"
         return CompanyMatch(
             id=cid, name=cname, match="fuzzy", reason=reason, score=score
         )

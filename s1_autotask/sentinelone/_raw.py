@@ -82,7 +82,9 @@ def _is_small_int(value: object) -> bool:
 
 
 def _text(value: object) -> str | None:
-    if value is None or isinstance(value, str):
+    if isinstance(value, str):
+        return _valid_unicode(value)
+    if value is None:
         return value
     if _is_small_int(value):
         return str(value)
@@ -90,11 +92,20 @@ def _text(value: object) -> str | None:
     raise _problem(msg)
 
 
+def _valid_unicode(value: str) -> str:
+    """Replace lone surrogates (JSON allows "\\ud800"), which no UTF-8 text can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value
+
+
 def _identifier(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value.strip() or None
+        return _valid_unicode(value).strip() or None
     if _is_small_int(value):
         return str(value)
     if isinstance(value, float):
@@ -125,7 +136,11 @@ def _timestamp(value: object) -> datetime | None:
         raise _problem(msg)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        msg = f"is outside the range of dates that can be stored: {describe(value)}"
+        raise _problem(msg) from None
 
 
 def _parse_iso(text: str) -> datetime | None:

@@ -47,6 +47,10 @@ _NEIGHBOUR_KEYS = {
     "activityType": "a console activity, not a threat",
 }
 _PLAIN_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+# SentinelOne threat ids are decimal strings. The id travels into Autotask's
+# externalID (50 characters), console links, artifact keys and log lines, so
+# anything beyond letters and digits is refused rather than escaped everywhere.
+THREAT_ID = re.compile(r"[0-9A-Za-z]{1,50}")
 
 
 def parse_threats_json(raw: bytes | str) -> list[Threat]:
@@ -150,6 +154,13 @@ def _parse_threat(item: object, location: str) -> Threat:
             "(neither id nor threatInfo.threatId is set)."
         )
         raise ThreatPayloadError(msg, location=id_location)
+    if not THREAT_ID.fullmatch(resolved_id):
+        where = _join(location, ("id",)) if raw.id else id_location
+        msg = (
+            f"Threat payload is invalid at {where}: threat id {describe(resolved_id)} "
+            "is not a SentinelOne threat id (1 to 50 letters and digits)."
+        )
+        raise ThreatPayloadError(msg, location=where)
     if isinstance(raw, RawThreatV21):
         _warn_on_id_mismatch(raw)
     return to_threat(raw, resolved_id)
