@@ -10,15 +10,9 @@ Credentials default to username "api-user@example.com", secret "emulator-secret"
 and integration code "EMULATOR-CODE"; they guard nothing real.
 """
 
-import logging
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-import uvicorn
 
 from s1_autotask.emulators._autotask_app import create_app
 from s1_autotask.emulators._autotask_seed import EmulatorSeedError, load_seed
@@ -27,6 +21,11 @@ from s1_autotask.emulators._autotask_state import (
     DEFAULT_SECRET,
     DEFAULT_USERNAME,
     AutotaskEmulator,
+)
+from s1_autotask.emulators._serving import (
+    EmulatorStartError,
+    run_app,
+    serve_app_in_thread,
 )
 
 __all__ = [
@@ -43,8 +42,6 @@ __all__ = [
     "serve_in_thread",
 ]
 
-logger = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class RunningEmulator:
@@ -59,10 +56,6 @@ class RunningEmulator:
         return self.emulator
 
 
-class EmulatorStartError(RuntimeError):
-    """The emulator's server thread did not start listening."""
-
-
 @contextmanager
 def serve_in_thread(
     emulator: AutotaskEmulator | None = None,
@@ -73,67 +66,20 @@ def serve_in_thread(
 ) -> Iterator[RunningEmulator]:
     """Serve the emulator from a background thread for the duration of the block.
 
-    Port 0 picks a free port. Uvicorn's access log stays off: query strings carry
-    search filters, and the CLI's users do not need them on their terminal.
+    Port 0 picks a free port; a port in use raises `EmulatorStartError`.
     """
     if emulator is None:
         emulator = AutotaskEmulator.from_seed()
-    sock = _listening_socket(host, port)
-    config = uvicorn.Config(
+    with serve_app_in_thread(
         create_app(emulator),
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run,
-        kwargs={"sockets": [sock]},
-        name="autotask-emulator",
-        daemon=True,
-    )
-    thread.start()
-    try:
-        _wait_until_started(server, thread, startup_timeout)
-        bound_host, bound_port = sock.getsockname()[:2]
-        shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-        url = f"http://{shown_host}:{bound_port}"
-        logger.info("Autotask emulator listening on %s", url)
+        label="Autotask",
+        host=host,
+        port=port,
+        startup_timeout=startup_timeout,
+    ) as url:
         yield RunningEmulator(url=url, emulator=emulator)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=startup_timeout)
-        sock.close()
 
 
 def run(emulator: AutotaskEmulator, host: str = "127.0.0.1", port: int = 8089) -> None:
     """Serve the emulator in the foreground until interrupted."""
-    uvicorn.run(create_app(emulator), host=host, port=port, access_log=False)
-
-
-def _listening_socket(host: str, port: int) -> socket.socket:
-    """Bind in the caller's thread, so a busy port fails here and not in uvicorn."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets that say so,
-    # and without it keep-alive responses stall on delayed ACKs.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        msg = f"The Autotask emulator cannot listen on {host}:{port}: {exc.strerror}."
-        raise EmulatorStartError(msg) from exc
-    return sock
-
-
-def _wait_until_started(
-    server: uvicorn.Server, thread: threading.Thread, timeout: float
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            msg = f"The Autotask emulator did not start listening within {timeout} s."
-            raise EmulatorStartError(msg)
-        time.sleep(0.01)
+    run_app(create_app(emulator), host=host, port=port)
