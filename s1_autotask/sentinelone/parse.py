@@ -36,7 +36,8 @@ _EXPECTED_THREAT = (
     "such as classification, fileDisplayName or agentComputerName)"
 )
 _EXPECTED_PAYLOAD = (
-    'a threat object, a list of threats, or an API response {"data": [...]}'
+    'a threat object, a list of threats, an API response {"data": [...]}, a '
+    'threat id such as {"threatId": "..."}, or a Unified Alert with its externalId'
 )
 # Payloads that arrive in place of threats, told apart by a key of their own.
 _NEIGHBOUR_KEYS = {
@@ -59,8 +60,13 @@ def parse_threats_json(raw: bytes | str) -> list[Threat]:
     JSON integers become exact Python integers, so a numeric id above 2**53 keeps
     every digit.
     """
+    return parse_threats(load_json(raw))
+
+
+def load_json(raw: bytes | str) -> object:
+    """Decode a payload's JSON text, or raise `ThreatPayloadError` saying why not."""
     try:
-        payload = json.loads(raw)
+        return json.loads(raw)
     except json.JSONDecodeError as exc:
         msg = (
             f"Threat payload is not valid JSON: {exc.msg} "
@@ -80,8 +86,6 @@ def parse_threats_json(raw: bytes | str) -> list[Threat]:
         # Python refuses integer literals longer than its digit limit (4300).
         msg = "Threat payload is not valid JSON: a number in it has too many digits."
         raise ThreatPayloadError(msg, location="payload") from exc
-
-    return parse_threats(payload)
 
 
 def parse_threats(payload: object) -> list[Threat]:
