@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -167,6 +167,87 @@ class SentinelOneSettings(BaseModel):
         return bool(self.api_base()) and len(self.api_token) > 0
 
 
+class ReceiverSettings(BaseModel):
+    """The self-hosted webhook receiver: how it listens, authenticates and retries."""
+
+    secret: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "Shared secret the sender puts in the secret header; the receiver refuses "
+            "to start without one."
+        ),
+    )
+    secret_header: str = Field(
+        default="X-Webhook-Secret",
+        pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$",
+        description="Request header that carries the shared secret.",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=32 * 1024 * 1024,
+        description="Largest request body accepted, in bytes; larger ones get 413.",
+    )
+    data_dir: Path = Field(
+        default=Path(".s1-autotask"),
+        description="Folder holding the SQLite file where every delivery is kept.",
+    )
+    deployment: str = Field(
+        default="threat-to-ticket/threat-to-ticket",
+        pattern=r"^[^/\s]{1,200}/[^/\s]{1,200}$",
+        description="Prefect deployment, as flow-name/deployment-name, runs start on.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        max_length=253,
+        description="Address to listen on; 0.0.0.0 to accept other machines.",
+    )
+    port: int = Field(default=8787, ge=1, le=65535, description="Port to listen on.")
+    retry_base_seconds: float = Field(
+        default=5.0,
+        ge=0.1,
+        le=3600.0,
+        description="Wait before the first retry of a failed handoff; doubles after.",
+    )
+    retry_max_seconds: float = Field(
+        default=600.0,
+        ge=0.1,
+        le=86400.0,
+        description="Longest wait between two retries of a handoff.",
+    )
+    max_attempts: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Handoff attempts before a delivery is marked failed.",
+    )
+    retry_poll_seconds: float = Field(
+        default=2.0,
+        ge=0.05,
+        le=60.0,
+        description="How often the receiver looks for deliveries due a retry.",
+    )
+    handoff_timeout_seconds: float = Field(
+        default=30.0,
+        ge=1.0,
+        # Stays below the store's claim lease (five minutes), so a slow Prefect API
+        # never lets a second receiver take over a delivery still being handed on.
+        le=120.0,
+        description="Longest wait for Prefect to start one flow run.",
+    )
+
+    @model_validator(mode="after")
+    def _max_wait_covers_base(self) -> ReceiverSettings:
+        if self.retry_max_seconds < self.retry_base_seconds:
+            msg = (
+                f"retry_max_seconds ({self.retry_max_seconds}) is below "
+                f"retry_base_seconds ({self.retry_base_seconds})."
+            )
+            raise ValueError(msg)
+        return self
+
+
 class Settings(BaseSettings):
     """Everything s1-autotask reads from its environment."""
 
@@ -180,6 +261,7 @@ class Settings(BaseSettings):
     ticket: TicketSettings = Field(default_factory=TicketSettings)
     mapping: MappingSettings = Field(default_factory=MappingSettings)
     sentinelone: SentinelOneSettings = Field(default_factory=SentinelOneSettings)
+    receiver: ReceiverSettings = Field(default_factory=ReceiverSettings)
     cache_ttl_seconds: int = Field(
         default=3600,
         ge=0,
@@ -219,6 +301,7 @@ class Settings(BaseSettings):
             self.autotask.secret,
             self.autotask.integration_code,
             self.sentinelone.api_token,
+            self.receiver.secret,
         ]
         return [value for s in secrets if (value := s.get_secret_value())]
 

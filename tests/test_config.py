@@ -75,3 +75,42 @@ class TestSettings:
 
         assert first == second
         assert "example" not in first
+
+
+class TestReceiverSettings:
+    """The webhook receiver's section: S1AT_RECEIVER__*."""
+
+    def test_receiver_values_come_from_their_variables(self, monkeypatch):
+        monkeypatch.setenv("S1AT_RECEIVER__SECRET", "receiver-shared-secret-value")
+        monkeypatch.setenv("S1AT_RECEIVER__PORT", "9000")
+        monkeypatch.setenv("S1AT_RECEIVER__DATA_DIR", "/var/lib/s1-autotask")
+
+        settings = load_settings()
+
+        assert settings.receiver.port == 9000
+        assert str(settings.receiver.data_dir) == "/var/lib/s1-autotask"
+        assert "receiver-shared-secret-value" in settings.secret_values()
+        assert "receiver-shared-secret-value" not in repr(settings)
+
+    def test_the_receiver_needs_no_secret_until_it_serves(self):
+        settings = load_settings()
+
+        assert settings.receiver.secret.get_secret_value() == ""
+        assert settings.receiver.secret_header == "X-Webhook-Secret"
+        assert settings.receiver.max_body_bytes == 1024 * 1024
+
+    @pytest.mark.parametrize(
+        ("variable", "value", "field"),
+        [
+            ("S1AT_RECEIVER__MAX_BODY_BYTES", str(64 * 1024 * 1024), "max_body_bytes"),
+            ("S1AT_RECEIVER__SECRET_HEADER", "X Secret", "secret_header"),
+            ("S1AT_RECEIVER__RETRY_MAX_SECONDS", "1", "retry_max_seconds"),
+        ],
+    )
+    def test_an_unusable_receiver_value_names_the_field(
+        self, monkeypatch, variable, value, field
+    ):
+        monkeypatch.setenv(variable, value)
+
+        with pytest.raises(ValidationError, match=field):
+            load_settings()

@@ -1,0 +1,383 @@
+"""The receiver's ASGI application: authenticate, keep, answer, then hand on.
+
+``POST /webhooks/sentinelone`` checks, in this order, and answers the first failure
+with ``{"error": "<sentence>"}``:
+
+1. the shared secret in the configured header (401), before the body is read;
+2. the body's size (413): by Content-Length at once, otherwise while reading;
+3. the Content-Type, which must be JSON (415);
+4. the body, which must be JSON text (400);
+5. the JSON, which must be threats, a doorbell or a Unified Alert (422, with
+   ``location``).
+
+An authenticated body refused by checks 3 to 5 is kept as ``rejected``: the sender
+loses nothing (a Hyperautomation flow counts any answer as success, so nobody there
+would notice the 4xx), and an operator can read it and replay it. A usable body is
+committed as pending before the 202; the handoff runs after the answer, and a loop
+started with the app retries whatever could not be handed on, also after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
+
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from s1_autotask.config import ReceiverSettings
+from s1_autotask.receiver.delivery import Delivery
+from s1_autotask.receiver.errors import ReceiverConfigError, StoreError
+from s1_autotask.receiver.handoff import Dispatcher, describe_ids, hand_on
+from s1_autotask.receiver.store import DeliveryStore
+from s1_autotask.sentinelone.errors import ThreatPayloadError
+from s1_autotask.sentinelone.intake import ThreatRequest, read_request
+from s1_autotask.sentinelone.parse import load_json
+
+__all__ = ["HEALTH_PATH", "MIN_SECRET_LENGTH", "WEBHOOK_PATH", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/sentinelone"
+HEALTH_PATH = "/healthz"
+# Shorter secrets can be guessed, and the log filter leaves values under six
+# characters alone.
+MIN_SECRET_LENGTH = 16
+# Deliveries the retry loop hands on at once; the rest wait for the next round.
+_CLAIM_BATCH = 10
+_SHOWN_CONTENT_TYPE = 60
+
+
+def create_app(
+    settings: ReceiverSettings, store: DeliveryStore, dispatcher: Dispatcher
+) -> Starlette:
+    """Build the receiver; it refuses to exist without a shared secret."""
+    receiver = _Receiver(settings, store, dispatcher, require_secret(settings))
+    return Starlette(
+        routes=[
+            Route(WEBHOOK_PATH, receiver.receive, methods=["POST"]),
+            Route(HEALTH_PATH, receiver.health, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=receiver.lifespan,
+    )
+
+
+def require_secret(settings: ReceiverSettings) -> bytes:
+    """The shared secret as bytes, or `ReceiverConfigError` saying how to set one."""
+    secret = settings.secret.get_secret_value()
+    if not secret:
+        msg = (
+            "The webhook receiver has no shared secret, so it would accept anyone's "
+            "deliveries: set S1AT_RECEIVER__SECRET (or secret under [receiver] in "
+            f"the config file) to a long random value, and have the sender put it in "
+            f"the {settings.secret_header} header."
+        )
+        raise ReceiverConfigError(msg)
+    if len(secret) < MIN_SECRET_LENGTH:
+        msg = (
+            f"The webhook receiver's shared secret is {len(secret)} characters long; "
+            f"use at least {MIN_SECRET_LENGTH}, such as the output of "
+            "`openssl rand -hex 32`."
+        )
+        raise ReceiverConfigError(msg)
+    return secret.encode()
+
+
+class _RefusedError(Exception):
+    """A check failed; carries the answer the sender gets."""
+
+    def __init__(
+        self, status_code: int, message: str, location: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.location = location
+
+    def content(self) -> dict[str, str]:
+        content = {"error": self.message}
+        if self.location is not None:
+            content["location"] = self.location
+        return content
+
+
+class _Receiver:
+    """The endpoints and the retry loop, over one store and one dispatcher."""
+
+    def __init__(
+        self,
+        settings: ReceiverSettings,
+        store: DeliveryStore,
+        dispatcher: Dispatcher,
+        secret: bytes,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._dispatcher = dispatcher
+        self._secret = secret
+        self._header = settings.secret_header.lower().encode("latin-1")
+
+    async def receive(self, request: Request) -> Response:
+        try:
+            self._authenticate(request)
+            body = await self._read_body(request)
+        except _RefusedError as refusal:
+            logger.warning(
+                "Refused a delivery from %s: %s", _client(request), refusal.message
+            )
+            return JSONResponse(refusal.content(), status_code=refusal.status_code)
+        except ClientDisconnect:
+            logger.info("A sender went away before its body was read")
+            return Response(status_code=400)
+
+        content_type = request.headers.get("content-type", "")
+        try:
+            threat_request = _read(content_type, body)
+        except _RefusedError as refusal:
+            return await self._reject(body, content_type, refusal)
+        return await self._accept(body, content_type, threat_request)
+
+    async def health(self, request: Request) -> Response:
+        try:
+            summary = await asyncio.to_thread(self._store.summary)
+        except StoreError as exc:
+            logger.warning("The health check cannot read the delivery store: %s", exc)
+            content = {
+                "status": "unavailable",
+                "error": "The delivery store cannot be read.",
+            }
+            return JSONResponse(content, status_code=503)
+
+        oldest = summary.oldest_waiting_at
+        age = None
+        if oldest is not None:
+            age = round((datetime.now(UTC) - oldest).total_seconds(), 3)
+        return JSONResponse(
+            {
+                "status": "ok",
+                "pending": summary.waiting,
+                "failed": summary.counts["failed"],
+                "rejected": summary.counts["rejected"],
+                "oldest_pending_seconds": age,
+            }
+        )
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        loop = asyncio.create_task(self._retry_loop(), name="receiver-retry-loop")
+        try:
+            yield
+        finally:
+            loop.cancel()
+            with suppress(asyncio.CancelledError):
+                await loop
+
+    def _authenticate(self, request: Request) -> None:
+        name = self._settings.secret_header
+        sent = [v for k, v in request.headers.raw if k.lower() == self._header]
+        if not sent:
+            msg = f"Missing {name} header."
+            raise _RefusedError(401, msg)
+        if not hmac.compare_digest(sent[0], self._secret):
+            msg = f"Wrong secret in {name}."
+            raise _RefusedError(401, msg)
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self._settings.max_body_bytes
+        declared = _declared_length(request.headers.get("content-length"))
+        if declared is not None and declared > limit:
+            msg = f"The request body is {declared} bytes; the limit is {limit} bytes."
+            raise _RefusedError(413, msg)
+
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                msg = f"The request body is over the limit of {limit} bytes."
+                raise _RefusedError(413, msg)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _accept(
+        self, body: bytes, content_type: str, threat_request: ThreatRequest
+    ) -> Response:
+        threat_ids = threat_request.ids()
+        try:
+            delivery = await asyncio.to_thread(
+                self._store.add,
+                body,
+                content_type=content_type,
+                kind=threat_request.kind,
+                threat_ids=threat_ids,
+            )
+        except StoreError:
+            logger.exception("A delivery could not be stored")
+            unstored = {"error": "The delivery could not be stored; send it again."}
+            return JSONResponse(
+                unstored, status_code=503, headers={"Retry-After": "30"}
+            )
+
+        logger.info(
+            "Accepted delivery %s: %s, %d bytes, threats %s",
+            delivery.id,
+            delivery.kind,
+            len(body),
+            describe_ids(threat_ids),
+        )
+        accepted = {
+            "delivery_id": delivery.id,
+            "status": "accepted",
+            "kind": delivery.kind,
+            "threat_ids": threat_ids,
+        }
+        return JSONResponse(
+            accepted,
+            status_code=202,
+            background=BackgroundTask(self._hand_on_now, delivery.id),
+        )
+
+    async def _reject(
+        self, body: bytes, content_type: str, refusal: _RefusedError
+    ) -> Response:
+        content = refusal.content()
+        try:
+            delivery = await asyncio.to_thread(
+                self._store.add_rejected,
+                body,
+                content_type=content_type,
+                reason=refusal.message,
+            )
+        except StoreError:
+            # The answer stands either way: this body will never be usable.
+            logger.exception("A rejected delivery could not be kept")
+        else:
+            content["delivery_id"] = delivery.id
+            logger.info(
+                "Rejected delivery %s with %d: %d bytes, problem at %s",
+                delivery.id,
+                refusal.status_code,
+                len(body),
+                refusal.location or "the request",
+            )
+        return JSONResponse(content, status_code=refusal.status_code)
+
+    async def _hand_on_now(self, delivery_id: str) -> None:
+        try:
+            claim = await asyncio.to_thread(self._store.claim, delivery_id)
+            # None: the retry loop claimed it first, and hands it on itself.
+            if claim is not None:
+                await self._hand_on(claim)
+        except StoreError as exc:
+            logger.warning(
+                "Delivery %s is left to the retry loop: %s", delivery_id, exc
+            )
+
+    async def _hand_on(self, claim: Delivery) -> None:
+        await hand_on(self._store, claim, self._dispatcher, self._settings)
+
+    async def _retry_loop(self) -> None:
+        while True:
+            claimed: list[Delivery] = []
+            try:
+                claimed = await asyncio.to_thread(
+                    self._store.claim_due, limit=_CLAIM_BATCH
+                )
+            except StoreError as exc:
+                logger.warning("The retry loop cannot use the delivery store: %s", exc)
+            outcomes = await asyncio.gather(
+                *(self._hand_on(claim) for claim in claimed), return_exceptions=True
+            )
+            for claim, outcome in zip(claimed, outcomes, strict=True):
+                _log_unfinished(claim, outcome)
+            if len(claimed) < _CLAIM_BATCH:
+                await asyncio.sleep(self._settings.retry_poll_seconds)
+
+
+def _log_unfinished(claim: Delivery, outcome: BaseException | None) -> None:
+    """Say why a delivery the retry loop claimed was left unfinished, if it was."""
+    if outcome is None:
+        return
+    if not isinstance(outcome, Exception):
+        raise outcome
+    if isinstance(outcome, StoreError):
+        logger.warning("Delivery %s is left for a later round: %s", claim.id, outcome)
+        return
+    # A bug must not end retries for the life of the process: the traceback is
+    # kept, the claim runs out after its lease, and the loop goes on.
+    logger.error("Delivery %s could not be handed on", claim.id, exc_info=outcome)
+
+
+def _read(content_type: str, body: bytes) -> ThreatRequest:
+    """Checks 3 to 5: the Content-Type, the JSON text, then what it asks for."""
+    if not content_type:
+        msg = "The Content-Type header is missing; send JSON."
+        raise _RefusedError(415, msg)
+    if not _is_json(content_type):
+        shown = content_type[:_SHOWN_CONTENT_TYPE]
+        if len(content_type) > _SHOWN_CONTENT_TYPE:
+            shown += "..."
+        msg = f"The Content-Type {shown!r} is not JSON; send application/json."
+        raise _RefusedError(415, msg)
+    if not body:
+        msg = 'The request body is empty; send a threat or {"threatId": "..."}.'
+        raise _RefusedError(400, msg)
+    try:
+        payload = load_json(body)
+    except ThreatPayloadError as exc:
+        raise _RefusedError(400, str(exc)) from exc
+    try:
+        return read_request(payload)
+    except ThreatPayloadError as exc:
+        raise _RefusedError(422, str(exc), location=exc.location) from exc
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    if not kind or not subtype:
+        return False
+    return media == "application/json" or subtype.endswith("+json")
+
+
+def _declared_length(value: str | None) -> int | None:
+    # Twenty digits is past any real length; a longer run is not worth parsing.
+    if value is None or not value.isdigit() or len(value) > 20:
+        return None
+    return int(value)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "an unknown address"
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404 and 405 (and any other HTTP error) as JSON, like every other answer."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    headers = exc.headers if isinstance(exc, HTTPException) else None
+    if status == 404:
+        message = f"There is nothing here; deliveries go to POST {WEBHOOK_PATH}."
+    elif status == 405:
+        allowed = (headers or {}).get("Allow", "")
+        message = f"{request.method} is not allowed here; use {allowed}."
+    else:
+        message = str(exc.detail) if isinstance(exc, HTTPException) else "Error."
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # The exception goes on to the server, which logs its traceback; the sender
+    # learns only that its request failed.
+    return JSONResponse(
+        {"error": "The receiver failed on this request; send it again."},
+        status_code=500,
+    )

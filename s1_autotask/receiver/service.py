@@ -1,0 +1,130 @@
+"""What the command line does with the receiver: serve it, list and replay deliveries.
+
+The dispatcher comes from the caller, so this module, like the rest of the library,
+starts no Prefect run itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+
+import uvicorn
+
+from s1_autotask.config import ReceiverSettings
+from s1_autotask.receiver.app import WEBHOOK_PATH, create_app, require_secret
+from s1_autotask.receiver.delivery import Delivery, DeliveryStatus
+from s1_autotask.receiver.errors import ReceiverConfigError, ReplayError
+from s1_autotask.receiver.handoff import Dispatcher, hand_on
+from s1_autotask.receiver.store import DeliveryStore
+from s1_autotask.redaction import install_redaction
+from s1_autotask.sentinelone.errors import ThreatPayloadError
+from s1_autotask.sentinelone.intake import RequestKind, read_request_json
+
+__all__ = ["list_deliveries", "open_store", "replay", "serve"]
+
+logger = logging.getLogger(__name__)
+
+
+def open_store(settings: ReceiverSettings) -> DeliveryStore:
+    """The store in the configured data folder, created if it does not exist."""
+    return DeliveryStore(settings.data_dir)
+
+
+def serve(settings: ReceiverSettings, dispatcher: Dispatcher) -> None:
+    """Serve the receiver with uvicorn until interrupted.
+
+    Raises `ReceiverConfigError` without a usable secret or when the address cannot
+    be listened on, and `StoreError` when the data folder cannot be used.
+    """
+    secret = require_secret(settings)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+    install_redaction([secret.decode()])
+    store = open_store(settings)
+    app = create_app(settings, store, dispatcher)
+    sock = _listening_socket(settings.host, settings.port)
+
+    config = uvicorn.Config(
+        app,
+        # Logging is the caller's, with its redaction filter; the access log would
+        # only repeat the one line the receiver writes per delivery.
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        # In-flight handoffs finish (each is bounded) before the process exits.
+        timeout_graceful_shutdown=math.ceil(settings.handoff_timeout_seconds) + 5,
+    )
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    logger.info(
+        "Receiving SentinelOne deliveries on http://%s:%d%s, kept in %s",
+        host,
+        settings.port,
+        WEBHOOK_PATH,
+        store.path,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def list_deliveries(
+    store: DeliveryStore, *, status: DeliveryStatus | None = None, limit: int = 50
+) -> list[Delivery]:
+    """The newest deliveries first, optionally only those in one status."""
+    return store.recent(status=status, limit=limit)
+
+
+async def replay(
+    store: DeliveryStore,
+    delivery_id: str,
+    dispatcher: Dispatcher,
+    *,
+    settings: ReceiverSettings | None = None,
+) -> Delivery:
+    """Hand a delivery on again now, whatever became of it; the updated record.
+
+    A done delivery starts new flow runs (their keys carry the replay count). A
+    rejected one is read again, so a body that a newer version understands can be
+    handed on. If the handoff fails, the record says why and when it is retried.
+
+    Raises `DeliveryNotFoundError` for an unknown id, and `ReplayError` for a
+    rejected body that is still unusable.
+    """
+    settings = settings or ReceiverSettings()
+    delivery = await asyncio.to_thread(store.get, delivery_id)
+
+    kind: RequestKind | None = None
+    threat_ids: list[str] | None = None
+    if delivery.kind is None:
+        try:
+            request = read_request_json(delivery.body)
+        except ThreatPayloadError as exc:
+            msg = f"Delivery {delivery_id} was rejected and is still unusable: {exc}"
+            raise ReplayError(msg) from exc
+        kind, threat_ids = request.kind, request.ids()
+
+    await asyncio.to_thread(
+        store.reset_for_replay, delivery_id, kind=kind, threat_ids=threat_ids
+    )
+    claim = await asyncio.to_thread(store.claim, delivery_id)
+    if claim is None:
+        # A running receiver claimed it first; it hands it on.
+        return await asyncio.to_thread(store.get, delivery_id)
+    return await hand_on(store, claim, dispatcher, settings)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """Bind before serving, so a busy port is a clear error and not an exit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        msg = f"The webhook receiver cannot listen on {host}:{port}: {exc.strerror}."
+        raise ReceiverConfigError(msg) from exc
+    return sock
