@@ -28,6 +28,7 @@ from s1_autotask.outcome import (
     TechniqueSummary,
     TicketOutcome,
 )
+from s1_autotask.sentinelone.intake import merge_ids
 from s1_autotask.sentinelone.models import Threat
 from tasks._runtime import current_settings
 from tasks.autotask import (
@@ -36,6 +37,7 @@ from tasks.autotask import (
     fetch_ticket_fields,
     upsert_ticket,
 )
+from tasks.sentinelone import fetch_threats
 from tasks.threat import analyze_attack, build_ticket, extract_threat, pick_company
 
 # Threats of one payload handled at once; Autotask calls are capped separately by the
@@ -48,20 +50,28 @@ class ThreatHandlingError(RuntimeError):
 
 
 @flow(name="threat-to-ticket")
-async def threat_to_ticket(payload: Any, dry_run: bool = False) -> list[TicketOutcome]:
+async def threat_to_ticket(
+    payload: Any = None,
+    threat_ids: list[str] | None = None,
+    dry_run: bool = False,
+) -> list[TicketOutcome]:
     """Turn SentinelOne threats into Autotask tickets, one per threat.
 
     Args:
-        payload: one threat object, a list of them, or the API's ``{"data": [...]}``.
+        payload: what arrived: one threat object, a list of them, the API's
+            ``{"data": [...]}``, a doorbell such as ``{"threatId": "..."}``, or a
+            Unified Alert. Doorbells and alerts are fetched from the SentinelOne API.
+        threat_ids: threats to fetch from the SentinelOne API and handle, for a
+            rerun or a backfill; may be given with or without a payload.
         dry_run: resolve everything and look the ticket up, but create nothing.
     """
     settings = current_settings()
-    threats = extract_threat(payload)
+    threats = await gather_threats(payload, threat_ids or [])
 
     await ensure_concurrency_limit(
         settings.concurrency_limit, settings.concurrency_slots
     )
-    _resources, companies, ticket_fields = await _reference_data(settings)
+    _resources, companies, ticket_fields = await reference_data(settings)
 
     results = await handle_threats(threats, companies, ticket_fields, dry_run=dry_run)
     outcomes = [r for r in results if isinstance(r, TicketOutcome)]
@@ -76,7 +86,21 @@ async def threat_to_ticket(payload: Any, dry_run: bool = False) -> list[TicketOu
     return outcomes
 
 
-async def _reference_data(
+async def gather_threats(payload: Any, threat_ids: list[str]) -> list[Threat]:
+    """The threats a payload carries, plus those it or ``threat_ids`` only name."""
+    if payload is None and not threat_ids:
+        msg = "Nothing to do: give a payload, threat_ids, or both."
+        raise ValueError(msg)
+    request = extract_threat(payload) if payload is not None else None
+    wanted = merge_ids(request, threat_ids)
+
+    threats = list(request.threats) if request else []
+    if wanted:
+        threats += await fetch_threats(wanted)
+    return threats
+
+
+async def reference_data(
     settings: Settings,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Fetch resources, companies and ticket fields concurrently, through the cache."""

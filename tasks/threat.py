@@ -10,20 +10,30 @@ from s1_autotask.attack.analysis import AttackAnalysis, analyze_threat
 from s1_autotask.autotask.picklists import Picklists
 from s1_autotask.autotask.ticket import TicketDraft, build_ticket_draft
 from s1_autotask.mapping import CompanyMatch, SiteIdentity, map_company
+from s1_autotask.sentinelone.intake import ThreatRequest, read_request
 from s1_autotask.sentinelone.models import Threat
-from s1_autotask.sentinelone.parse import parse_threats
 from s1_autotask.text import quoted
 from tasks._runtime import current_settings
 
 
 @task(name="extract_threat")
-def extract_threat(payload: Any) -> list[Threat]:
-    """Parse a payload (one threat, a list, or the API envelope) into threats."""
-    threats = parse_threats(payload)
-    get_run_logger().info(
-        "Extracted %d threat(s): %s", len(threats), ", ".join(t.id for t in threats)
-    )
-    return threats
+def extract_threat(payload: Any) -> ThreatRequest:
+    """Read what a payload carries: whole threats, or the ids of threats to fetch."""
+    request = read_request(payload)
+    logger = get_run_logger()
+    if request.threats:
+        logger.info(
+            "Extracted %d threat(s): %s",
+            len(request.threats),
+            ", ".join(t.id for t in request.threats),
+        )
+    if request.threat_ids:
+        logger.info(
+            "The payload (%s) names threat(s) to fetch: %s",
+            request.kind.replace("_", " "),
+            ", ".join(request.threat_ids),
+        )
+    return request
 
 
 @task(name="analyze_attack")

@@ -45,3 +45,21 @@ def configured(emulator, monkeypatch, prefect_harness):
     current_settings.cache_clear()
     yield emulator
     current_settings.cache_clear()
+
+
+S1_TOKEN = "flow-test-s1-token-0123456789"
+
+
+@pytest.fixture
+def sentinelone(configured, monkeypatch):
+    """A SentinelOne emulator with the v2.1 samples, and settings pointing at it."""
+    from s1_autotask.emulators.sentinelone import SentinelOneEmulator
+    from s1_autotask.emulators.sentinelone import serve_in_thread as serve_s1
+    from tasks._runtime import current_settings
+
+    state = SentinelOneEmulator.from_samples(token=S1_TOKEN)
+    with serve_s1(state) as running:
+        monkeypatch.setenv("S1AT_SENTINELONE__API_URL", running.url)
+        monkeypatch.setenv("S1AT_SENTINELONE__API_TOKEN", S1_TOKEN)
+        current_settings.cache_clear()
+        yield running

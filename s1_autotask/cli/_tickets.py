@@ -1,36 +1,27 @@
-"""The ``s1-autotask`` command line: demo, run, and the emulator.
-
-This module is the application shell. It is the one place in the package that starts
-Prefect flows, and it imports them inside the commands, so that importing the library
-never imports Prefect.
-"""
+"""Commands that turn threats into tickets: demo, run and backfill."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from s1_autotask.cli._app import app, fail, quiet_prefect, use_config
 from s1_autotask.sentinelone.errors import ThreatPayloadError
-from s1_autotask.sentinelone.parse import parse_threats_json
+from s1_autotask.sentinelone.intake import read_request_json
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from s1_autotask.outcome import TicketOutcome
-
-app = typer.Typer(
-    name="s1-autotask",
-    help="Turn SentinelOne threats into Autotask tickets, orchestrated by Prefect.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
 
 # Credentials the bundled emulator accepts in the demo; they guard nothing real.
 DEMO_USERNAME = "api-user@example.com"
@@ -65,8 +56,8 @@ def demo(
 ) -> None:
     """Run the whole path on the bundled Autotask emulator and ephemeral Prefect."""
     files = payloads or bundled_samples()
-    loaded = [(path, _read_payload(path)) for path in files]
-    _quiet_prefect(verbose)
+    jobs = [Job(path.name, _read_payload(path)) for path in files]
+    quiet_prefect(verbose)
 
     from s1_autotask.emulators.autotask import AutotaskEmulator, serve_in_thread
 
@@ -76,13 +67,22 @@ def demo(
         integration_code=DEMO_INTEGRATION_CODE,
     )
     with serve_in_thread(emulator) as server, _demo_environment(server.url):
-        results = asyncio.run(_run_all(loaded, dry_run=False))
-    raise typer.Exit(_report(results, as_json=as_json, show_tickets=False))
+        results = asyncio.run(run_jobs(jobs, dry_run=False))
+    raise typer.Exit(report(results, as_json=as_json, show_tickets=False))
 
 
 @app.command()
 def run(
-    payload: Annotated[Path, typer.Argument(help="Threat JSON file.")],
+    payload: Annotated[
+        Path | None,
+        typer.Argument(help="Threat JSON file: threats, a threat id or an alert."),
+    ] = None,
+    threat_ids: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threat-id", help="Fetch this threat from SentinelOne (repeatable)."
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Resolve everything; create nothing.")
     ] = False,
@@ -96,48 +96,28 @@ def run(
         bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs.")
     ] = False,
 ) -> None:
-    """Run the flow on one payload file against the configured Autotask tenant."""
-    loaded = [(payload, _read_payload(payload))]
-    if config is not None:
-        from s1_autotask.config import load_settings
+    """Run the flow on a payload file or threat ids against the configured tenant."""
+    if payload is None and not threat_ids:
+        fail("give a payload file, --threat-id, or both")
+    label = payload.name if payload else "threat ids"
+    job = Job(label, _read_payload(payload) if payload else None, threat_ids or [])
+    use_config(config)
+    quiet_prefect(verbose)
 
-        try:
-            load_settings(config)
-        except (FileNotFoundError, ValueError) as exc:
-            _fail(f"configuration: {exc}")
-    _quiet_prefect(verbose)
-
-    results = asyncio.run(_run_all(loaded, dry_run=dry_run))
-    raise typer.Exit(_report(results, as_json=as_json, show_tickets=dry_run))
+    results = asyncio.run(run_jobs([job], dry_run=dry_run))
+    raise typer.Exit(report(results, as_json=as_json, show_tickets=dry_run))
 
 
-@app.command()
-def emulator(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8089,
-    data: Annotated[
-        Path | None,
-        typer.Option(help="Seed JSON: companies, resources, configurationItems."),
-    ] = None,
-    username: Annotated[
-        str, typer.Option(help="API username the emulator accepts.")
-    ] = DEMO_USERNAME,
-    secret: Annotated[
-        str, typer.Option(help="API secret the emulator accepts.")
-    ] = DEMO_SECRET,
-    integration_code: Annotated[
-        str, typer.Option(help="Integration code the emulator accepts.")
-    ] = DEMO_INTEGRATION_CODE,
-) -> None:
-    """Serve the local Autotask REST emulator until interrupted."""
-    from s1_autotask.emulators.autotask import AutotaskEmulator
-    from s1_autotask.emulators.autotask import run as serve
+@dataclass(frozen=True)
+class Job:
+    """One flow run to make: what it is called in the report, and its parameters."""
 
-    state = AutotaskEmulator.from_seed(
-        data, username=username, secret=secret, integration_code=integration_code
-    )
-    typer.echo(f"Autotask emulator on http://{host}:{port}/atservicesrest/v1.0/")
-    serve(state, host=host, port=port)
+    label: str
+    payload: Any = None
+    threat_ids: list[str] = field(default_factory=list)
+
+
+Result = tuple[Job, "list[TicketOutcome] | BaseException"]
 
 
 def _read_payload(path: Path) -> Any:
@@ -145,43 +125,43 @@ def _read_payload(path: Path) -> Any:
     try:
         size = path.stat().st_size
         if size > MAX_PAYLOAD_BYTES:
-            _fail(f"{path}: {size} bytes is over the {MAX_PAYLOAD_BYTES} byte limit")
+            fail(f"{path}: {size} bytes is over the {MAX_PAYLOAD_BYTES} byte limit")
         raw = path.read_bytes()
     except OSError as exc:
-        _fail(f"{path}: cannot read the file ({exc.strerror or exc})")
+        fail(f"{path}: cannot read the file ({exc.strerror or exc})")
 
     try:
-        parse_threats_json(raw)
+        read_request_json(raw)
         return json.loads(raw)
     except ThreatPayloadError as exc:
-        _fail(f"{path}: {exc}")
+        fail(f"{path}: {exc}")
 
 
-async def _run_all(
-    loaded: list[tuple[Path, Any]], *, dry_run: bool
-) -> list[tuple[Path, list[TicketOutcome] | BaseException]]:
+async def run_jobs(
+    jobs: list[Job], *, dry_run: bool, after_each: Callable[[Job], None] | None = None
+) -> list[Result]:
+    """Run the flow once per job, in order; a failed job does not stop the rest."""
     from flows.threat_to_ticket import threat_to_ticket
 
-    results: list[tuple[Path, list[TicketOutcome] | BaseException]] = []
-    for path, payload in loaded:
+    results: list[Result] = []
+    for job in jobs:
         try:
-            outcomes = await threat_to_ticket(payload, dry_run=dry_run)
-        except Exception as exc:  # noqa: BLE001 - reported per file; the next file still runs
-            results.append((path, exc))
-            continue
-        results.append((path, outcomes))
+            outcomes = await threat_to_ticket(
+                job.payload, threat_ids=job.threat_ids or None, dry_run=dry_run
+            )
+        except Exception as exc:  # noqa: BLE001 - reported per job; the next still runs
+            results.append((job, exc))
+        else:
+            results.append((job, outcomes))
+        if after_each is not None:
+            after_each(job)
     return results
 
 
-def _report(
-    results: list[tuple[Path, list[TicketOutcome] | BaseException]],
-    *,
-    as_json: bool,
-    show_tickets: bool,
-) -> int:
+def report(results: list[Result], *, as_json: bool, show_tickets: bool) -> int:
     """Print the results; the exit code is 0 only when every threat got its ticket."""
     outcomes = [o for _, r in results if not isinstance(r, BaseException) for o in r]
-    failures = [(p, r) for p, r in results if isinstance(r, BaseException)]
+    failures = [(job, r) for job, r in results if isinstance(r, BaseException)]
 
     if as_json:
         typer.echo(json.dumps([o.cli_json() for o in outcomes], indent=2))
@@ -190,8 +170,8 @@ def _report(
             typer.echo(_line(outcome))
             if show_tickets:
                 typer.echo(_ticket_text(outcome))
-    for path, exc in failures:
-        typer.echo(f"FAILED {path.name}: {exc}", err=True)
+    for job, exc in failures:
+        typer.echo(f"FAILED {job.label}: {exc}", err=True)
     return 1 if failures else 0
 
 
@@ -246,26 +226,3 @@ def _demo_environment(emulator_url: str) -> Iterator[None]:
         for key in [k for k in os.environ if k.startswith("S1AT_")]:
             del os.environ[key]
         os.environ.update(saved)
-
-
-def _quiet_prefect(verbose: bool) -> None:
-    """Keep Prefect's console logs out of the way unless asked; set before import.
-
-    Failures are still reported: each one is printed as a FAILED line by the report.
-    """
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def main() -> None:
-    """Entry point for ``python -m s1_autotask``."""
-    app(prog_name="s1-autotask")
-
-
-if __name__ == "__main__":
-    main()

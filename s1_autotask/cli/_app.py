@@ -1,0 +1,61 @@
+"""The Typer application every command registers on, and what commands share."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from s1_autotask.config import ReceiverSettings
+
+app = typer.Typer(
+    name="s1-autotask",
+    help="Turn SentinelOne threats into Autotask tickets, orchestrated by Prefect.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(message: str) -> NoReturn:
+    """Print an error and exit 2, the code for bad input or configuration."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def use_config(config: Path | None) -> None:
+    """Check and select a TOML configuration file before anything reads settings."""
+    if config is None:
+        return
+    from s1_autotask.config import load_settings
+
+    try:
+        load_settings(config)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(f"configuration: {exc}")
+
+
+def quiet_prefect(verbose: bool) -> None:
+    """Keep Prefect's console logs out of the way unless asked; set before import.
+
+    Failures are still reported: each one is printed as a FAILED line by the report.
+    Analytics are off because these machines may have no route to Prefect's
+    telemetry endpoint, and the failed attempt would print an error.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+
+
+def receiver_settings() -> ReceiverSettings:
+    """The receiver's section of the settings, or exit naming what is wrong."""
+    from pydantic import ValidationError
+
+    from s1_autotask.config import load_settings
+
+    try:
+        return load_settings().receiver
+    except ValidationError as exc:
+        fail(f"configuration: {exc}")
