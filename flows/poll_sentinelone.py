@@ -113,7 +113,8 @@ async def poll_sentinelone(
     await Variable.aset(CHECKPOINT_VARIABLE, moved.to_variable(), overwrite=True)
 
     if failures or unreadable:
-        raise ThreatHandlingError(_failure_message(failures, len(todo), unreadable))
+        message = _failure_message(failures, len(todo), unreadable)
+        raise ThreatHandlingError(message, outcomes)
     return PollSummary(
         since=since,
         fetched=len(fetched),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -40,13 +41,21 @@ from tasks.autotask import (
 from tasks.sentinelone import fetch_threats
 from tasks.threat import analyze_attack, build_ticket, extract_threat, pick_company
 
-# Threats of one payload handled at once; Autotask calls are capped separately by the
-# global concurrency limit, so this only bounds memory and log interleaving.
-THREATS_IN_FLIGHT = 4
-
 
 class ThreatHandlingError(RuntimeError):
-    """One or more threats of a run got no ticket; the message lists each and why."""
+    """One or more threats of a run got no ticket; the message lists each and why.
+
+    ``outcomes`` holds what happened to the threats that did get their ticket, so a
+    caller can still report them.
+    """
+
+    def __init__(self, message: str, outcomes: Sequence[TicketOutcome] = ()) -> None:
+        super().__init__(message)
+        self.outcomes = list(outcomes)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Prefect pickles a flow's exception; keep the outcomes across the trip.
+        return (type(self), (str(self), self.outcomes))
 
 
 @flow(name="threat-to-ticket")
@@ -82,7 +91,7 @@ async def threat_to_ticket(
             f"{len(failures)} of {len(threats)} threat(s) got no ticket: "
             + "; ".join(failures)
         )
-        raise ThreatHandlingError(msg)
+        raise ThreatHandlingError(msg, outcomes)
     return outcomes
 
 
@@ -134,7 +143,9 @@ async def handle_threats(
         seen = latest.get(threat.id)
         if seen is None or _newer(threat, seen):
             latest[threat.id] = threat
-    gate = asyncio.Semaphore(THREATS_IN_FLIGHT)
+    # As many threats at once as the Autotask limit has slots: more would only wait
+    # for a slot, and Prefect hands a waiting slot out seconds late.
+    gate = asyncio.Semaphore(current_settings().concurrency_slots)
 
     async def one(threat: Threat) -> TicketOutcome | str:
         async with gate:

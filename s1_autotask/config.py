@@ -11,11 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +39,43 @@ DEFAULT_ZONE_URL = (
 )
 
 
+def _strip_secret(value: object) -> object:
+    # Secrets pasted into env files or mounted from Kubernetes often end in a
+    # newline; sent as is, the header is refused and the value lands in the error.
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, SecretStr):
+        return SecretStr(value.get_secret_value().strip())
+    return value
+
+
+def _header_safe(value: SecretStr) -> SecretStr:
+    # Checked after the value became a SecretStr, so a failure shows it masked.
+    text = value.get_secret_value()
+    bad = next((i for i, ch in enumerate(text) if not " " <= ch <= "~"), None)
+    if bad is not None:
+        msg = (
+            "must be printable ASCII to travel in an HTTP header; character "
+            f"{bad + 1} of the value is not"
+        )
+        raise ValueError(msg)
+    return value
+
+
+HeaderSecret = Annotated[
+    SecretStr, BeforeValidator(_strip_secret), AfterValidator(_header_safe)
+]
+
+
+class _Section(BaseModel):
+    # A misspelt key in the TOML file or an S1AT_ variable is an error, not a
+    # default silently kept. Inputs stay out of error messages: pydantic would
+    # quote a refused secret as it was typed.
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, hide_input_in_errors=True
+    )
+
+
 class Severity(StrEnum):
     """How urgent a threat is, before it becomes a tenant's priority label."""
 
@@ -38,7 +85,7 @@ class Severity(StrEnum):
     LOW = "low"
 
 
-class AutotaskSettings(BaseModel):
+class AutotaskSettings(_Section):
     """Where the Autotask REST API is and who we are to it."""
 
     username: str = Field(
@@ -46,10 +93,10 @@ class AutotaskSettings(BaseModel):
         description="API-only user's username (an email address).",
         max_length=254,
     )
-    secret: SecretStr = Field(
+    secret: HeaderSecret = Field(
         default=SecretStr(""), description="The API user's secret."
     )
-    integration_code: SecretStr = Field(
+    integration_code: HeaderSecret = Field(
         default=SecretStr(""),
         description="The API tracking identifier sent as ApiIntegrationCode.",
     )
@@ -67,6 +114,15 @@ class AutotaskSettings(BaseModel):
         default=30.0, ge=1.0, le=300.0, description="Timeout of one HTTP request."
     )
 
+    def missing(self) -> list[str]:
+        """The variables still to set before Autotask can be called."""
+        values = {
+            "S1AT_AUTOTASK__USERNAME": self.username,
+            "S1AT_AUTOTASK__SECRET": self.secret.get_secret_value(),
+            "S1AT_AUTOTASK__INTEGRATION_CODE": self.integration_code.get_secret_value(),
+        }
+        return [name for name, value in values.items() if not value]
+
     def tenant_key(self) -> str:
         """A short, stable, non-secret name for this tenant, used in cache keys."""
         where = self.base_url or self.zone_url
@@ -74,7 +130,7 @@ class AutotaskSettings(BaseModel):
         return digest.hexdigest()[:16]
 
 
-class TicketSettings(BaseModel):
+class TicketSettings(_Section):
     """Ticket defaults, given as the labels an Autotask admin sees, not as ids."""
 
     status: str = Field(default="New", description="Status label of a new ticket.")
@@ -123,7 +179,7 @@ class TicketSettings(BaseModel):
         return value.strip() or None if value is not None else None
 
 
-class MappingSettings(BaseModel):
+class MappingSettings(_Section):
     """How a SentinelOne site or account finds its Autotask company."""
 
     companies: dict[str, int] = Field(
@@ -140,7 +196,7 @@ class MappingSettings(BaseModel):
     )
 
 
-class SentinelOneSettings(BaseModel):
+class SentinelOneSettings(_Section):
     """The SentinelOne console: links in tickets, and its API for fetching threats."""
 
     console_url: str | None = Field(
@@ -151,7 +207,7 @@ class SentinelOneSettings(BaseModel):
         default=None,
         description="API base URL; the console URL when empty.",
     )
-    api_token: SecretStr = Field(
+    api_token: HeaderSecret = Field(
         default=SecretStr(""), description="API token, sent as 'ApiToken <token>'."
     )
     timeout_seconds: float = Field(
@@ -167,10 +223,10 @@ class SentinelOneSettings(BaseModel):
         return bool(self.api_base()) and len(self.api_token) > 0
 
 
-class ReceiverSettings(BaseModel):
+class ReceiverSettings(_Section):
     """The self-hosted webhook receiver: how it listens, authenticates and retries."""
 
-    secret: SecretStr = Field(
+    secret: HeaderSecret = Field(
         default=SecretStr(""),
         description=(
             "Shared secret the sender puts in the secret header; the receiver refuses "
@@ -255,6 +311,7 @@ class Settings(BaseSettings):
         env_prefix="S1AT_",
         env_nested_delimiter="__",
         extra="ignore",
+        hide_input_in_errors=True,
     )
 
     autotask: AutotaskSettings = Field(default_factory=AutotaskSettings)
@@ -307,10 +364,32 @@ class Settings(BaseSettings):
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Read settings; a missing config file is an error, not a silent default."""
+    """Read settings; a missing or misspelt config file is an error, not a default."""
     if config_file is not None:
         if not config_file.is_file():
             msg = f"Configuration file {config_file} does not exist."
             raise FileNotFoundError(msg)
         os.environ[CONFIG_FILE_VARIABLE] = str(config_file)
+    named = os.environ.get(CONFIG_FILE_VARIABLE)
+    if named:
+        _check_config_file(Path(named))
     return Settings(**overrides)
+
+
+def _check_config_file(path: Path) -> None:
+    """Refuse a file that is not TOML or names a top-level key we do not know.
+
+    Keys inside the sections are checked by the sections themselves.
+    """
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        msg = f"Configuration file {path} cannot be read as TOML: {exc}"
+        raise ValueError(msg) from exc
+    unknown = sorted(set(document) - set(Settings.model_fields))
+    if unknown:
+        msg = (
+            f"Configuration file {path} has unknown key(s) {', '.join(unknown)}; "
+            f"known keys are {', '.join(sorted(Settings.model_fields))}."
+        )
+        raise ValueError(msg)

@@ -8,6 +8,7 @@ arguments, so a handler that formats again cannot bring the secret back.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 
@@ -26,12 +27,16 @@ class SecretRedactionFilter(logging.Filter):
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
-        """Start masking more values."""
-        self._secrets.update(s for s in secrets if len(s) >= _MIN_SECRET_LENGTH)
+        """Start masking more values, also as a repr or JSON string would spell them."""
+        for secret in secrets:
+            if len(secret) < _MIN_SECRET_LENGTH:
+                continue
+            self._secrets.update({secret, repr(secret)[1:-1], json.dumps(secret)[1:-1]})
 
     def mask(self, text: str) -> str:
         """Return ``text`` with every known secret replaced."""
-        for secret in self._secrets:
+        # Longest first, so a secret's escaped spelling is not left half masked.
+        for secret in sorted(self._secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, MASK)
         return text
@@ -54,13 +59,29 @@ _FILTER = SecretRedactionFilter()
 
 
 def install_redaction(secrets: Iterable[str]) -> SecretRedactionFilter:
-    """Mask ``secrets`` on every handler of the root and ``prefect`` loggers."""
+    """Mask ``secrets`` on the main loggers and on every handler configured so far.
+
+    A logger's own filter only sees records logged on that logger, not those its
+    children pass up, so the filter goes on the handlers too: Prefect's run loggers
+    have one of their own that ships records to the Prefect API, where the UI and
+    its database would keep an unmasked secret.
+    """
     _FILTER.add(secrets)
     for name in ("", "prefect", "s1_autotask", "httpx", "uvicorn"):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
-        for handler in logger.handlers:
-            if _FILTER not in handler.filters:
-                handler.addFilter(_FILTER)
+    for handler in _all_handlers():
+        if _FILTER not in handler.filters:
+            handler.addFilter(_FILTER)
     return _FILTER
+
+
+def _all_handlers() -> list[logging.Handler]:
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers += [
+        logger
+        for logger in list(logging.Logger.manager.loggerDict.values())
+        if isinstance(logger, logging.Logger)
+    ]
+    return [handler for logger in loggers for handler in logger.handlers]

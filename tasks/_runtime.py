@@ -10,7 +10,7 @@ from typing import Any
 from prefect.concurrency.asyncio import concurrency
 
 from s1_autotask.autotask.client import AutotaskClient, AutotaskCredentials
-from s1_autotask.autotask.errors import is_transient
+from s1_autotask.autotask.errors import AutotaskConfigError, is_transient
 from s1_autotask.config import Settings, load_settings
 from s1_autotask.redaction import install_redaction
 
@@ -43,6 +43,10 @@ async def autotask_client(settings: Settings) -> AsyncIterator[AutotaskClient]:
     round trips (each acquisition is a lease on the server).
     """
     config = settings.autotask
+    missing = config.missing()
+    if missing:
+        msg = f"Autotask is not configured: set {', '.join(missing)}."
+        raise AutotaskConfigError(msg)
     credentials = AutotaskCredentials(
         username=config.username,
         secret=config.secret,

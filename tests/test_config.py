@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from s1_autotask.config import Severity, load_settings
+from s1_autotask.config import Settings, Severity, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -114,3 +114,57 @@ class TestReceiverSettings:
 
         with pytest.raises(ValidationError, match=field):
             load_settings()
+
+
+class TestSecretsFromFiles:
+    """Secrets as env files and mounted secrets deliver them: with a newline."""
+
+    def test_surrounding_whitespace_is_stripped_from_every_secret(self, monkeypatch):
+        monkeypatch.setenv("S1AT_AUTOTASK__SECRET", "s3cr3t-from-a-file\n")
+        monkeypatch.setenv("S1AT_AUTOTASK__INTEGRATION_CODE", " CODE-123456\r\n")
+        monkeypatch.setenv("S1AT_SENTINELONE__API_TOKEN", "token-abcdef\n")
+
+        settings = Settings()
+
+        assert settings.autotask.secret.get_secret_value() == "s3cr3t-from-a-file"
+        assert settings.autotask.integration_code.get_secret_value() == "CODE-123456"
+        assert settings.sentinelone.api_token.get_secret_value() == "token-abcdef"
+
+    @pytest.mark.parametrize("value", ["s3cr3t-\x07-inside", "s3cr3t-DISTINCTIVÉ"])
+    def test_a_secret_no_header_can_carry_is_refused_without_showing_it(
+        self, monkeypatch, value
+    ):
+        monkeypatch.setenv("S1AT_AUTOTASK__SECRET", value)
+
+        with pytest.raises(ValueError, match="printable ASCII") as caught:
+            Settings()
+
+        assert "s3cr3t" not in str(caught.value)
+
+
+class TestConfigFileMistakes:
+    def test_a_misspelt_key_in_a_section_is_refused(self, tmp_path):
+        path = tmp_path / "s1at.toml"
+        path.write_text('[ticket]\nqueu = "Security"\n')
+
+        with pytest.raises(ValueError, match="queu"):
+            load_settings(path)
+
+    def test_an_unknown_top_level_key_is_refused_naming_the_file(self, tmp_path):
+        path = tmp_path / "s1at.toml"
+        path.write_text("fallback_compnay_id = 0\n")
+
+        with pytest.raises(ValueError) as caught:
+            load_settings(path)
+
+        assert str(path) in str(caught.value)
+        assert "fallback_compnay_id" in str(caught.value)
+
+    def test_a_file_that_is_not_toml_names_the_file(self, tmp_path):
+        path = tmp_path / "s1at.toml"
+        path.write_text("this is = = not toml\n")
+
+        with pytest.raises(ValueError, match="cannot be read as TOML") as caught:
+            load_settings(path)
+
+        assert str(path) in str(caught.value)

@@ -34,6 +34,7 @@ from s1_autotask.autotask._http import (
 )
 from s1_autotask.autotask._query import validate_filters, validate_max_records
 from s1_autotask.autotask.errors import (
+    AutotaskConfigError,
     AutotaskError,
     AutotaskQueryError,
     AutotaskStatusError,
@@ -65,12 +66,20 @@ class AutotaskCredentials(BaseModel):
 
 def _auth_headers(credentials: AutotaskCredentials) -> dict[str, str]:
     """Build the headers of an authenticated call; the only place secrets are read."""
-    return {
+    headers = {
         "ApiIntegrationCode": credentials.integration_code.get_secret_value(),
         "UserName": credentials.username,
         "Secret": credentials.secret.get_secret_value(),
-        "Content-Type": "application/json",
     }
+    for name, value in headers.items():
+        # httpx would refuse such a header and quote its value in the error.
+        if not all(" " <= ch <= "~" for ch in value):
+            msg = (
+                f"Autotask {name} holds a character an HTTP header cannot carry; "
+                "use printable ASCII."
+            )
+            raise AutotaskConfigError(msg)
+    return {**headers, "Content-Type": "application/json"}
 
 
 def _user_agent() -> str:

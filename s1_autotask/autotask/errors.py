@@ -4,6 +4,7 @@ AutotaskError
 ├── AutotaskTransportError        timeout, connection or protocol failure
 ├── AutotaskQueryError            filter rejected before sending (also a ValueError)
 ├── PicklistError                 label or field not found in picklist metadata
+├── AutotaskConfigError           credentials missing, or not sendable in a header
 └── AutotaskStatusError           Autotask answered, but not with success
     ├── AutotaskAuthError         401, or credentials refused in a 500
     │   ├── AutotaskZoneError     zone lookup failed (unknown user, unusable url)
@@ -25,6 +26,7 @@ import httpx
 
 __all__ = [
     "AutotaskAuthError",
+    "AutotaskConfigError",
     "AutotaskError",
     "AutotaskPermissionError",
     "AutotaskQueryError",
@@ -104,6 +106,21 @@ class AutotaskStatusError(AutotaskError):
 
 class AutotaskAuthError(AutotaskStatusError):
     """Autotask refused the credentials, or they point at the wrong zone."""
+
+    def _describe(self) -> str:
+        if self.status_code != 401:
+            return super()._describe()
+        # Autotask's 401 body is empty, so say what it nearly always means.
+        return (
+            super()._describe().rstrip(".")
+            + ": Autotask refused the API user's credentials; check "
+            "S1AT_AUTOTASK__USERNAME, S1AT_AUTOTASK__SECRET and "
+            "S1AT_AUTOTASK__INTEGRATION_CODE."
+        )
+
+
+class AutotaskConfigError(AutotaskError):
+    """The client's own settings cannot be used: missing, or not sendable."""
 
 
 class AutotaskZoneError(AutotaskAuthError):

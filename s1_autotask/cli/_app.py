@@ -21,8 +21,31 @@ app = typer.Typer(
 
 def fail(message: str) -> NoReturn:
     """Print an error and exit 2, the code for bad input or configuration."""
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {printable(message)}", err=True)
     raise typer.Exit(2)
+
+
+def printable(text: str) -> str:
+    """Escape what a terminal would act on: controls, escapes, bidi overrides."""
+    # Messages quote payload text, and a payload must not be able to redraw the
+    # operator's terminal or fake a line of output.
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def require_autotask() -> None:
+    """Exit at once, naming the variables, when Autotask credentials are missing."""
+    from pydantic import ValidationError
+
+    from s1_autotask.config import load_settings
+
+    try:
+        missing = load_settings().autotask.missing()
+    except ValidationError as exc:
+        fail(f"configuration: {exc}")
+    if missing:
+        fail(f"Autotask is not configured: set {', '.join(missing)}")
 
 
 def use_config(config: Path | None) -> None:

@@ -35,14 +35,27 @@ def emulator(
     ] = DEMO_INTEGRATION_CODE,
 ) -> None:
     """Serve the local Autotask REST emulator until interrupted."""
-    from s1_autotask.emulators.autotask import AutotaskEmulator
+    from s1_autotask.emulators.autotask import (
+        AutotaskEmulator,
+        EmulatorSeedError,
+        EmulatorStartError,
+    )
     from s1_autotask.emulators.autotask import run as serve
 
-    state = AutotaskEmulator.from_seed(
-        data, username=username, secret=secret, integration_code=integration_code
-    )
-    typer.echo(f"Autotask emulator on http://{host}:{port}/atservicesrest/v1.0/")
-    serve(state, host=host, port=port)
+    try:
+        state = AutotaskEmulator.from_seed(
+            data, username=username, secret=secret, integration_code=integration_code
+        )
+        serve(
+            state,
+            host=host,
+            port=port,
+            on_listening=lambda url: typer.echo(
+                f"Autotask emulator on {url}/atservicesrest/v1.0/"
+            ),
+        )
+    except (EmulatorSeedError, EmulatorStartError) as exc:
+        fail(str(exc))
 
 
 @app.command("s1-emulator")
@@ -60,6 +73,7 @@ def s1_emulator(
     """Serve the local SentinelOne API emulator until interrupted."""
     from s1_autotask.emulators.sentinelone import (
         EmulatorDataError,
+        EmulatorStartError,
         SentinelOneEmulator,
     )
     from s1_autotask.emulators.sentinelone import run as serve
@@ -70,10 +84,16 @@ def s1_emulator(
             if data
             else SentinelOneEmulator.from_samples(token=token)
         )
-    except EmulatorDataError as exc:
+        serve(
+            state,
+            host=host,
+            port=port,
+            on_listening=lambda url: typer.echo(
+                f"SentinelOne emulator on {url}/web/api/v2.1/"
+            ),
+        )
+    except (EmulatorDataError, EmulatorStartError) as exc:
         fail(str(exc))
-    typer.echo(f"SentinelOne emulator on http://{host}:{port}/web/api/v2.1/")
-    serve(state, host=host, port=port)
 
 
 @app.command()

@@ -5,18 +5,27 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from s1_autotask.cli._app import app, fail, quiet_prefect, use_config
+from s1_autotask.cli._app import (
+    app,
+    fail,
+    printable,
+    quiet_prefect,
+    require_autotask,
+    use_config,
+)
 from s1_autotask.sentinelone.errors import ThreatPayloadError
-from s1_autotask.sentinelone.intake import read_request_json
+from s1_autotask.sentinelone.intake import read_request, split_for_parameters
+from s1_autotask.sentinelone.parse import load_json
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -56,7 +65,7 @@ def demo(
 ) -> None:
     """Run the whole path on the bundled Autotask emulator and ephemeral Prefect."""
     files = payloads or bundled_samples()
-    jobs = [Job(path.name, _read_payload(path)) for path in files]
+    jobs = [job for path in files for job in _jobs_for(path)]
     quiet_prefect(verbose)
 
     from s1_autotask.emulators.autotask import AutotaskEmulator, serve_in_thread
@@ -99,12 +108,13 @@ def run(
     """Run the flow on a payload file or threat ids against the configured tenant."""
     if payload is None and not threat_ids:
         fail("give a payload file, --threat-id, or both")
-    label = payload.name if payload else "threat ids"
-    job = Job(label, _read_payload(payload) if payload else None, threat_ids or [])
+    jobs = _jobs_for(payload) if payload else [Job("threat ids")]
+    jobs[0] = replace(jobs[0], threat_ids=threat_ids or [])
     use_config(config)
+    require_autotask()
     quiet_prefect(verbose)
 
-    results = asyncio.run(run_jobs([job], dry_run=dry_run))
+    results = asyncio.run(run_jobs(jobs, dry_run=dry_run))
     raise typer.Exit(report(results, as_json=as_json, show_tickets=dry_run))
 
 
@@ -120,21 +130,44 @@ class Job:
 Result = tuple[Job, "list[TicketOutcome] | BaseException"]
 
 
-def _read_payload(path: Path) -> Any:
-    """Read and check a payload file, exiting with a message that names the problem."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_PAYLOAD_BYTES:
-            fail(f"{path}: {size} bytes is over the {MAX_PAYLOAD_BYTES} byte limit")
-        raw = path.read_bytes()
-    except OSError as exc:
-        fail(f"{path}: cannot read the file ({exc.strerror or exc})")
+def _jobs_for(path: Path) -> list[Job]:
+    """The flow runs one payload file needs: one, or one per part when it is large."""
+    parts = _read_payload(path)
+    if len(parts) == 1:
+        return [Job(path.name, parts[0])]
+    return [
+        Job(f"{path.name} part {n} of {len(parts)}", part)
+        for n, part in enumerate(parts, start=1)
+    ]
 
+
+def _read_payload(path: Path) -> list[Any]:
+    """Read and check a payload file, exiting with a message that names the problem.
+
+    Returns the payload split into parts that each fit one flow run's parameters.
+    """
+    raw = _read_file(path)
     try:
-        read_request_json(raw)
-        return json.loads(raw)
+        payload = load_json(raw)
+        read_request(payload)
+        return split_for_parameters(payload)
     except ThreatPayloadError as exc:
         fail(f"{path}: {exc}")
+
+
+def _read_file(path: Path) -> bytes:
+    # Read at most one byte past the limit: a pipe or a device has no size to
+    # check beforehand, and /dev/zero never ends.
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            fail(f"{path}: not a regular file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PAYLOAD_BYTES + 1)
+    except OSError as exc:
+        fail(f"{path}: cannot read the file ({exc.strerror or exc})")
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        fail(f"{path}: the file is over the {MAX_PAYLOAD_BYTES} byte limit")
+    return raw
 
 
 async def run_jobs(
@@ -160,7 +193,7 @@ async def run_jobs(
 
 def report(results: list[Result], *, as_json: bool, show_tickets: bool) -> int:
     """Print the results; the exit code is 0 only when every threat got its ticket."""
-    outcomes = [o for _, r in results if not isinstance(r, BaseException) for o in r]
+    outcomes = [o for _, r in results for o in _outcomes_of(r)]
     failures = [(job, r) for job, r in results if isinstance(r, BaseException)]
 
     if as_json:
@@ -171,8 +204,15 @@ def report(results: list[Result], *, as_json: bool, show_tickets: bool) -> int:
             if show_tickets:
                 typer.echo(_ticket_text(outcome))
     for job, exc in failures:
-        typer.echo(f"FAILED {job.label}: {exc}", err=True)
+        typer.echo(f"FAILED {job.label}: {printable(str(exc))}", err=True)
     return 1 if failures else 0
+
+
+def _outcomes_of(result: list[TicketOutcome] | BaseException) -> list[TicketOutcome]:
+    """What a run did, including the threats that got a ticket when others failed."""
+    if isinstance(result, BaseException):
+        return list(getattr(result, "outcomes", []))
+    return result
 
 
 def _line(outcome: TicketOutcome) -> str:

@@ -10,11 +10,13 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from s1_autotask._net import PortUnavailableError, listening_socket, url_of
 
 __all__ = ["EmulatorStartError", "run_app", "serve_app_in_thread"]
 
@@ -57,9 +59,7 @@ def serve_app_in_thread(
     thread.start()
     try:
         _wait_until_started(server, thread, startup_timeout, label)
-        bound_host, bound_port = sock.getsockname()[:2]
-        shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-        url = f"http://{shown_host}:{bound_port}"
+        url = url_of(sock)
         logger.info("%s emulator listening on %s", label, url)
         yield url
     finally:
@@ -68,25 +68,31 @@ def serve_app_in_thread(
         sock.close()
 
 
-def run_app(app: ASGIApp, host: str, port: int) -> None:
-    """Serve ``app`` in the foreground until interrupted."""
-    uvicorn.run(app, host=host, port=port, access_log=False)
+def run_app(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    label: str,
+    on_listening: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``app`` in the foreground until interrupted.
+
+    ``on_listening`` gets the base url once the port is bound, so nothing claims
+    the emulator is up before it can be.
+    """
+    sock = _listening_socket(host, port, label)
+    if on_listening is not None:
+        on_listening(url_of(sock))
+    server = uvicorn.Server(uvicorn.Config(app, access_log=False))
+    server.run(sockets=[sock])
 
 
 def _listening_socket(host: str, port: int, label: str) -> socket.socket:
-    """Bind in the caller's thread, so a busy port fails here and not in uvicorn."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets that say so,
-    # and without it keep-alive responses stall on delayed ACKs.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        msg = f"The {label} emulator cannot listen on {host}:{port}: {exc.strerror}."
-        raise EmulatorStartError(msg) from exc
-    return sock
+        return listening_socket(host, port, f"{label} emulator")
+    except PortUnavailableError as exc:
+        raise EmulatorStartError(str(exc)) from exc
 
 
 def _wait_until_started(

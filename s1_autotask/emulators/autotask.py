@@ -10,7 +10,7 @@ Credentials default to username "api-user@example.com", secret "emulator-secret"
 and integration code "EMULATOR-CODE"; they guard nothing real.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -80,6 +80,21 @@ def serve_in_thread(
         yield RunningEmulator(url=url, emulator=emulator)
 
 
-def run(emulator: AutotaskEmulator, host: str = "127.0.0.1", port: int = 8089) -> None:
-    """Serve the emulator in the foreground until interrupted."""
-    run_app(create_app(emulator), host=host, port=port)
+def run(
+    emulator: AutotaskEmulator,
+    host: str = "127.0.0.1",
+    port: int = 8089,
+    *,
+    on_listening: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the emulator in the foreground until interrupted.
+
+    ``on_listening`` gets the base url once the port is bound.
+    """
+    run_app(
+        create_app(emulator),
+        host=host,
+        port=port,
+        label="Autotask",
+        on_listening=on_listening,
+    )

@@ -9,7 +9,7 @@ The token defaults to `DEFAULT_TOKEN` ("emulator-s1-token"); it guards nothing r
 Point the client at the served url: `SentinelOneClient(server.url, token)`.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -76,7 +76,20 @@ def serve_in_thread(
 
 
 def run(
-    emulator: SentinelOneEmulator, host: str = "127.0.0.1", port: int = 8090
+    emulator: SentinelOneEmulator,
+    host: str = "127.0.0.1",
+    port: int = 8090,
+    *,
+    on_listening: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve the emulator in the foreground until interrupted."""
-    run_app(create_app(emulator), host=host, port=port)
+    """Serve the emulator in the foreground until interrupted.
+
+    ``on_listening`` gets the base url once the port is bound.
+    """
+    run_app(
+        create_app(emulator),
+        host=host,
+        port=port,
+        label="SentinelOne",
+        on_listening=on_listening,
+    )

@@ -30,7 +30,12 @@ from s1_autotask.receiver.errors import HandoffError
 from s1_autotask.receiver.store import DeliveryStore
 from s1_autotask.redaction import MASK
 from s1_autotask.sentinelone.errors import ThreatPayloadError
-from s1_autotask.sentinelone.intake import ThreatRequest, read_request_json
+from s1_autotask.sentinelone.intake import (
+    MAX_PARAMETER_BYTES,
+    ThreatRequest,
+    json_size,
+    read_request_json,
+)
 from s1_autotask.sentinelone.models import Threat
 from s1_autotask.sentinelone.parse import load_json
 
@@ -96,12 +101,29 @@ def plan_handoffs(
             chosen[threat.id] = (threat, item)
     return [
         Handoff(
-            parameters={"payload": item},
+            parameters=_threat_parameters(threat, item),
             idempotency_key=_threat_key(threat, delivery.body) + suffix,
             threat_id=threat.id,
         )
         for threat, item in chosen.values()
     ]
+
+
+def _threat_parameters(threat: Threat, item: object) -> dict[str, Any]:
+    """The threat itself, unless it is too large for a flow run's parameters.
+
+    Such a threat (a command line of megabytes, say) travels by id instead, and the
+    flow fetches it from the SentinelOne API.
+    """
+    if json_size(item) <= MAX_PARAMETER_BYTES:
+        return {"payload": item}
+    logger.warning(
+        "Threat %s is %d bytes as JSON, too large to pass to a flow run; it is "
+        "handed on by id, to be fetched from SentinelOne",
+        threat.id,
+        json_size(item),
+    )
+    return {"threat_ids": [threat.id]}
 
 
 def body_digest(body: bytes) -> str:

@@ -13,6 +13,7 @@ import socket
 
 import uvicorn
 
+from s1_autotask._net import PortUnavailableError, listening_socket
 from s1_autotask.config import ReceiverSettings
 from s1_autotask.receiver.app import WEBHOOK_PATH, create_app, require_secret
 from s1_autotask.receiver.delivery import Delivery, DeliveryStatus
@@ -117,14 +118,7 @@ async def replay(
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
-    """Bind before serving, so a busy port is a clear error and not an exit."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        msg = f"The webhook receiver cannot listen on {host}:{port}: {exc.strerror}."
-        raise ReceiverConfigError(msg) from exc
-    return sock
+        return listening_socket(host, port, "webhook receiver")
+    except PortUnavailableError as exc:
+        raise ReceiverConfigError(str(exc)) from exc

@@ -16,6 +16,7 @@ from the API by id. Anything else raises `ThreatPayloadError` naming the locatio
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -32,6 +33,10 @@ from s1_autotask.sentinelone.parse import (
 )
 
 RequestKind = Literal["threats", "threat_ids", "unified_alert"]
+
+# Prefect refuses flow parameters over 512 KiB once serialised; the margin leaves
+# room for the other parameters and for escaping.
+MAX_PARAMETER_BYTES = 400_000
 
 _ONE_ID_KEYS = ("threatId", "threat_id")
 _MANY_ID_KEYS = ("threatIds", "threat_ids")
@@ -80,6 +85,53 @@ def merge_ids(request: ThreatRequest | None, extra_ids: Sequence[object]) -> lis
         for index, value in enumerate(extra_ids)
     ]
     return list(dict.fromkeys(named))
+
+
+def json_size(value: object) -> int:
+    """Bytes of ``value`` as JSON with non-ASCII escaped, as Prefect may send it."""
+    return len(json.dumps(value, ensure_ascii=True, separators=(",", ":")))
+
+
+def split_for_parameters(
+    payload: object, limit: int = MAX_PARAMETER_BYTES
+) -> list[object]:
+    """Split a payload of whole threats into parts that each fit a flow parameter.
+
+    A payload that fits comes back whole. Otherwise each part is a ``{"data":
+    [...]}`` envelope of consecutive threats; a single threat too large to travel
+    alone raises `ThreatPayloadError` naming it.
+    """
+    if json_size(payload) <= limit:
+        return [payload]
+    items, location = _threat_items(payload)
+    parts: list[list[object]] = [[]]
+    used = 0
+    for index, item in enumerate(items):
+        size = json_size(item) + 1
+        if size > limit:
+            msg = (
+                f"Threat payload is too large at {location}[{index}]: the threat is "
+                f"{size} bytes as JSON, over the {limit} bytes a flow run can take."
+            )
+            raise ThreatPayloadError(msg, location=f"{location}[{index}]")
+        if used + size > limit:
+            parts.append([])
+            used = 0
+        parts[-1].append(item)
+        used += size
+    return [{"data": part} for part in parts]
+
+
+def _threat_items(payload: object) -> tuple[Sequence[object], str]:
+    if isinstance(payload, Mapping) and isinstance(payload.get("data"), list):
+        return payload["data"], "data"
+    if isinstance(payload, list):
+        return payload, "payload"
+    msg = (
+        f"Threat payload is too large: {json_size(payload)} bytes as JSON, over the "
+        f"{MAX_PARAMETER_BYTES} bytes a flow run can take."
+    )
+    raise ThreatPayloadError(msg, location="payload")
 
 
 def _unified_alert(

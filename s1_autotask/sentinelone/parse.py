@@ -28,6 +28,11 @@ from s1_autotask.sentinelone.models import Threat
 logger = logging.getLogger(__name__)
 
 MAX_THREATS_PER_CALL = 1000
+MAX_DEPTH = 64
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_PATH_SYNTAX = re.compile(r"[.\[\]'\"]")
+# What pydantic puts in an error location when a map key itself is invalid.
+_KEY_MARKER = "[key]"
 
 # Keys that only a v2.0 flat threat carries at its top level.
 _V20_KEYS = ("classification", "fileDisplayName", "agentComputerName")
@@ -64,9 +69,13 @@ def parse_threats_json(raw: bytes | str) -> list[Threat]:
 
 
 def load_json(raw: bytes | str) -> object:
-    """Decode a payload's JSON text, or raise `ThreatPayloadError` saying why not."""
+    """Decode a payload's JSON text, or raise `ThreatPayloadError` saying why not.
+
+    The value comes back ready to travel as a Prefect flow parameter: nested at most
+    `MAX_DEPTH` levels, and with lone surrogates replaced by U+FFFD.
+    """
     try:
-        return json.loads(raw)
+        return clean_json(json.loads(raw))
     except json.JSONDecodeError as exc:
         msg = (
             f"Threat payload is not valid JSON: {exc.msg} "
@@ -86,6 +95,28 @@ def load_json(raw: bytes | str) -> object:
         # Python refuses integer literals longer than its digit limit (4300).
         msg = "Threat payload is not valid JSON: a number in it has too many digits."
         raise ThreatPayloadError(msg, location="payload") from exc
+
+
+def clean_json(value: object, depth: int = 0) -> object:
+    """``value`` with lone surrogates replaced; refused when nested too deeply.
+
+    JSON may escape half a surrogate pair (``"\\ud800"``); Python keeps it, but
+    it cannot be encoded as UTF-8, so Prefect could not store such a parameter.
+    Prefect's serializer also stops at 255 levels, far above any real payload.
+    """
+    if depth > MAX_DEPTH:
+        msg = f"Threat payload is nested more than {MAX_DEPTH} levels deep."
+        raise ThreatPayloadError(msg, location="payload")
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [clean_json(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {
+            clean_json(key, depth + 1): clean_json(item, depth + 1)
+            for key, item in value.items()
+        }
+    return value
 
 
 def parse_threats(payload: object) -> list[Threat]:
@@ -248,13 +279,24 @@ def _join(prefix: str, loc: Iterable[int | str]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part.startswith("["):
+        elif part == _KEY_MARKER:
             path += part
         else:
-            # Map keys are payload text; keep a hostile one from flooding the path.
-            name = part if len(part) <= 80 else part[:80] + "..."
-            path += f".{name}" if path else name
+            path += f".{_key(part)}" if path else _key(part)
     return path
+
+
+def _key(part: str) -> str:
+    """A payload's map key as it may appear in a path: bounded, and unable to fake one.
+
+    A key with a dot, a bracket or anything unprintable (a newline, an escape, a
+    bidi override) is quoted with escapes, so it cannot forge a location or reach
+    the terminal raw.
+    """
+    name = part if len(part) <= 80 else part[:80] + "..."
+    if name.isprintable() and not _PATH_SYNTAX.search(name):
+        return name
+    return "[" + ascii(name) + "]"
 
 
 def _problem_sentence(error: Any) -> str:
@@ -263,7 +305,7 @@ def _problem_sentence(error: Any) -> str:
     names = [
         index
         for index, part in enumerate(loc)
-        if isinstance(part, str) and not part.startswith("[")
+        if isinstance(part, str) and part != _KEY_MARKER
     ]
     field = _join("", loc[names[-1] :]) if names else "the value"
     got = describe(error.get("input"))

@@ -212,7 +212,11 @@ class TestZoneDiscovery:
 
         assert counts == {"zone": 2, "data": 2}
         assert caught.value.status_code == 401
-        assert str(caught.value) == "Autotask GET Tickets/1 failed with HTTP 401."
+        assert str(caught.value) == (
+            "Autotask GET Tickets/1 failed with HTTP 401: Autotask refused the API "
+            "user's credentials; check S1AT_AUTOTASK__USERNAME, S1AT_AUTOTASK__SECRET "
+            "and S1AT_AUTOTASK__INTEGRATION_CODE."
+        )
 
     async def test_401_on_a_configured_base_url_is_not_retried(self):
         seen = []

@@ -43,6 +43,16 @@ class TestPlan:
         assert handoff.idempotency_key == MITRE_KEY
         assert handoff.threat_id == MITRE_ID
 
+    def test_a_threat_too_large_for_a_flow_run_travels_by_id(self, store):
+        huge = threat(MITRE)
+        huge["threatInfo"]["maliciousProcessArguments"] = "A" * 600_000
+        delivery, request = keep(store, huge)
+
+        [handoff] = plan_handoffs(delivery, request)
+
+        assert handoff.parameters == {"threat_ids": [MITRE_ID]}
+        assert handoff.idempotency_key == MITRE_KEY
+
     def test_a_threat_posted_twice_is_handed_on_once_in_its_newest_version(self, store):
         older, newer = threat(MITRE), threat(MITRE)
         newer["threatInfo"]["updatedAt"] = "2024-01-01T00:00:00.000000Z"
