@@ -2,9 +2,10 @@
 
 The matrix, first rule that applies wins:
 
-| condition                                                     | severity |
-|---------------------------------------------------------------|----------|
+| condition                                                      | severity |
+|----------------------------------------------------------------|----------|
 | analyst verdict false_positive, or mitigation marked_as_benign | low      |
+| incident resolved, threat mitigated                            | low      |
 | classification Ransomware, not mitigated                       | critical |
 | malicious, not mitigated                                       | critical |
 | Ransomware or malicious, mitigated                             | high     |
@@ -12,8 +13,9 @@ The matrix, first rule that applies wins:
 | suspicious (or true_positive verdict on a non-malicious threat)| medium   |
 | anything else (confidence n/a or missing)                      | low      |
 
-Then an incident already resolved is lowered one step (never below low), because the
-ticket records work that is done rather than work to do.
+Then an incident resolved while the threat is not mitigated is capped at medium: the
+rows above may call it critical or high, but someone has already closed it, and what
+is left is to confirm that it was removed, not to contain an attack in progress.
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ _LATE_TACTICS = frozenset(
         "Impact",
     }
 )
-_LOWER = {
-    Severity.CRITICAL: Severity.HIGH,
-    Severity.HIGH: Severity.MEDIUM,
-    Severity.MEDIUM: Severity.LOW,
-    Severity.LOW: Severity.LOW,
+_RANK = {
+    Severity.LOW: 0,
+    Severity.MEDIUM: 1,
+    Severity.HIGH: 2,
+    Severity.CRITICAL: 3,
 }
 
 
@@ -59,36 +61,47 @@ def assess_severity(
     analyst_verdict: str | None,
     classification: str | None,
     furthest_tactic: str | None,
+    furthest_tactic_reported: bool = True,
 ) -> SeverityAssessment:
-    """Apply the matrix in the module docstring."""
-    confidence = (confidence_level or "").lower()
-    mitigation = (mitigation_status or "").lower()
-    verdict = (analyst_verdict or "").lower()
-    is_ransomware = (classification or "").lower() == "ransomware"
-    mitigated = mitigation == "mitigated"
+    """Apply the matrix in the module docstring.
 
-    severity, reason = _base_severity(
-        confidence, mitigation, verdict, is_ransomware, mitigated, furthest_tactic
+    ``furthest_tactic_reported`` is False when the tactic is ATT&CK's for techniques
+    SentinelOne gave no tactic for; the reason then says so.
+    """
+    resolved = (incident_status or "").lower() == "resolved"
+    severity, reason = _matrix_row(
+        confidence=(confidence_level or "").lower(),
+        mitigation=(mitigation_status or "").lower(),
+        verdict=(analyst_verdict or "").lower(),
+        resolved=resolved,
+        is_ransomware=(classification or "").lower() == "ransomware",
+        furthest_tactic=furthest_tactic,
+        tactic_note="" if furthest_tactic_reported else " (per ATT&CK, not reported)",
     )
 
-    if (incident_status or "").lower() == "resolved" and severity != Severity.LOW:
-        severity = _LOWER[severity]
-        reason += "; lowered one step because the incident is resolved"
+    if resolved and _RANK[severity] > _RANK[Severity.MEDIUM]:
+        severity = Severity.MEDIUM
+        reason += "; capped at medium because the incident is resolved"
     return SeverityAssessment(severity=severity, reason=reason)
 
 
-def _base_severity(
+def _matrix_row(
+    *,
     confidence: str,
     mitigation: str,
     verdict: str,
+    resolved: bool,
     is_ransomware: bool,
-    mitigated: bool,
     furthest_tactic: str | None,
+    tactic_note: str,
 ) -> tuple[Severity, str]:
+    mitigated = mitigation == "mitigated"
     if verdict == "false_positive":
         return Severity.LOW, "an analyst marked the threat a false positive"
     if mitigation == "marked_as_benign":
         return Severity.LOW, "the threat was marked as benign"
+    if resolved and mitigated:
+        return Severity.LOW, "the incident is resolved and the threat was mitigated"
     if is_ransomware and not mitigated:
         return Severity.CRITICAL, "ransomware that is not mitigated"
     if confidence == "malicious" and not mitigated:
@@ -101,7 +114,10 @@ def _base_severity(
         and not mitigated
         and furthest_tactic in _LATE_TACTICS
     ):
-        return Severity.HIGH, f"suspicious, not mitigated, reached {furthest_tactic}"
+        return (
+            Severity.HIGH,
+            f"suspicious, not mitigated, reached {furthest_tactic}{tactic_note}",
+        )
     if confidence == "suspicious":
         state = "mitigated" if mitigated else "not mitigated"
         return Severity.MEDIUM, f"suspicious, {state}"

@@ -55,11 +55,47 @@ class TestAssessSeverity:
         assert result.severity == Severity.HIGH
         assert "Exfiltration" in result.reason
 
-    def test_resolved_incident_is_lowered_one_step_and_says_so(self):
-        result = assess(incident_status="resolved")
+    def test_resolved_unmitigated_malicious_threat_is_capped_at_medium(self):
+        result = assess(incident_status="resolved", analyst_verdict="true_positive")
+
+        assert result.severity == Severity.MEDIUM
+        assert "capped at medium because the incident is resolved" in result.reason
+
+    @pytest.mark.parametrize(
+        "overrides",
+        [
+            {"mitigation_status": "mitigated"},
+            {"mitigation_status": "mitigated", "classification": "Ransomware"},
+            {"mitigation_status": "mitigated", "confidence_level": "suspicious"},
+        ],
+    )
+    def test_resolved_and_mitigated_is_low(self, overrides):
+        result = assess(incident_status="resolved", **overrides)
+
+        assert result.severity == Severity.LOW
+        assert result.reason == "the incident is resolved and the threat was mitigated"
+
+    def test_resolved_false_positive_keeps_the_false_positive_reason(self):
+        result = assess(incident_status="resolved", analyst_verdict="false_positive")
+
+        assert result.severity == Severity.LOW
+        assert "false positive" in result.reason
+
+    def test_resolved_suspicious_unmitigated_threat_stays_medium(self):
+        result = assess(incident_status="resolved", confidence_level="suspicious")
+
+        assert result.severity == Severity.MEDIUM
+        assert result.reason == "suspicious, not mitigated"
+
+    def test_late_tactic_from_attack_rather_than_sentinelone_says_so(self):
+        result = assess(
+            confidence_level="suspicious",
+            furthest_tactic="Command and Control",
+            furthest_tactic_reported=False,
+        )
 
         assert result.severity == Severity.HIGH
-        assert "resolved" in result.reason
+        assert "reached Command and Control (per ATT&CK, not reported)" in result.reason
 
     def test_reason_is_one_line(self):
         for kwargs in ({}, {"analyst_verdict": "false_positive"}):

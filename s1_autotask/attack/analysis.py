@@ -4,17 +4,23 @@ SentinelOne sends technique ids as free text under `indicators[].tactics[]`; the
 are validated, de-duplicated, mapped past revoked ids to their successors, and
 enriched with names, tactics in kill-chain order and the mitigations that cover
 them.
+
+ATT&CK lists many techniques under several tactics (T1078 Valid Accounts under four),
+but the tactic SentinelOne reported a technique under is what it observed. Each
+technique is therefore placed under one tactic: the earliest, in kill-chain order, of
+those SentinelOne reported it under, or else its earliest ATT&CK tactic. How far the
+attack got is judged from reported tactics alone whenever SentinelOne reported any.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from s1_autotask.attack.data import AttackData, Technique, get_attack_data
+from s1_autotask.attack.data import AttackData, Tactic, Technique, get_attack_data
 from s1_autotask.attack.inference import inferred_techniques
 
 if TYPE_CHECKING:
@@ -22,10 +28,21 @@ if TYPE_CHECKING:
 
 
 TECHNIQUE_ID = re.compile(r"T\d{4}(?:\.\d{3})?", re.ASCII)
+# A ticket lists a handful of mitigations, not ATT&CK's whole catalogue.
+MAX_MITIGATIONS = 5
+# From this many techniques up, a mitigation that covers only one of them is left out
+# when others cover more: it is advice about a detail, not about the threat.
+_MANY_TECHNIQUES = 3
+
+TacticBasis = Literal["reported", "attack"]
 
 
 class TechniqueFinding(BaseModel):
-    """One ATT&CK technique seen on a threat."""
+    """One ATT&CK technique seen on a threat.
+
+    ``tactics`` holds every tactic ATT&CK lists it under, ``reported_tactics`` those
+    SentinelOne reported it under, and ``tactic`` the one the ticket shows it under.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -34,6 +51,8 @@ class TechniqueFinding(BaseModel):
     url: str
     tactics: list[str]
     reported_id: str
+    tactic: str | None = None
+    reported_tactics: list[str] = []
     inferred: bool = False
     inferred_because: str | None = None
     deprecated: bool = False
@@ -51,7 +70,14 @@ class MitigationFinding(BaseModel):
 
 
 class AttackAnalysis(BaseModel):
-    """Techniques, tactics and mitigations of one threat, in ATT&CK terms."""
+    """Techniques, tactics and mitigations of one threat, in ATT&CK terms.
+
+    ``tactics`` are the tactics the techniques are shown under, in kill-chain order.
+    ``furthest_tactic_basis`` says where the furthest tactic comes from: "reported"
+    when SentinelOne reported it, "attack" when SentinelOne reported no tactic for any
+    technique and ATT&CK's tactics of the techniques were used instead.
+    ``furthest_tactic_techniques`` are the techniques that reach it.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -60,6 +86,8 @@ class AttackAnalysis(BaseModel):
     invalid_ids: list[str]
     tactics: list[str]
     furthest_tactic: str | None
+    furthest_tactic_basis: TacticBasis | None = None
+    furthest_tactic_techniques: list[str] = []
     mitigations: list[MitigationFinding]
     attack_version: str
 
@@ -67,13 +95,16 @@ class AttackAnalysis(BaseModel):
 def analyze_techniques(
     reported_ids: Iterable[str],
     *,
+    reported_tactics: Iterable[tuple[str, str]] = (),
     inferred: Iterable[tuple[str, str]] = (),
     data: AttackData | None = None,
 ) -> AttackAnalysis:
     """Analyse technique ids as reported, in the order first seen.
 
-    ``inferred`` holds (technique id, why) pairs implied by the threat rather than
-    reported; each is added, marked as inferred, unless it was reported too.
+    ``reported_tactics`` holds (technique id, tactic name) pairs as SentinelOne
+    reported them; names that are not Enterprise tactics are ignored. ``inferred``
+    holds (technique id, why) pairs implied by the threat rather than reported; each
+    is added, marked as inferred, unless it was reported too.
     """
     if data is None:
         data = get_attack_data()
@@ -87,29 +118,35 @@ def analyze_techniques(
             unknown_ids.append(reported_id)
         elif technique.id not in resolved:
             resolved[technique.id] = (technique, reported_id)
+    observed = _observed_tactics(reported_tactics, data)
 
-    findings = [_finding(tech, reported) for tech, reported in resolved.values()]
+    findings = [
+        _finding(tech, reported, observed.get(tech.id, []), data)
+        for tech, reported in resolved.values()
+    ]
     for technique_id, why in inferred:
         technique = data.resolve(technique_id)
         if technique is not None and technique.id not in resolved:
             resolved[technique.id] = (technique, technique_id)
             findings.append(
-                _finding(technique, technique_id).model_copy(
+                _finding(technique, technique_id, [], data).model_copy(
                     update={"inferred": True, "inferred_because": why}
                 )
             )
 
+    tactics = _in_kill_chain_order(
+        (finding.tactic for finding in findings if finding.tactic), data
+    )
+    furthest, basis, reaching = _furthest_tactic(findings, data)
     techniques = [technique for technique, _ in resolved.values()]
-    tactics = [
-        tactic.name
-        for tactic in data.order_tactics(t for tech in techniques for t in tech.tactics)
-    ]
     return AttackAnalysis(
         techniques=findings,
         unknown_ids=unknown_ids,
         invalid_ids=invalid_ids,
         tactics=tactics,
-        furthest_tactic=tactics[-1] if tactics else None,
+        furthest_tactic=furthest,
+        furthest_tactic_basis=basis,
+        furthest_tactic_techniques=reaching,
         mitigations=_rank_mitigations(techniques, data),
         attack_version=data.version,
     )
@@ -120,8 +157,16 @@ def analyze_threat(threat: Threat, data: AttackData | None = None) -> AttackAnal
     # Unknown and invalid ids are reported by the caller, which knows where its logs
     # are read (the flow run's log in the Prefect UI).
     rules = inferred_techniques(threat.classification)
+    reported_tactics = [
+        (technique.name, tactic.name)
+        for indicator in threat.indicators
+        for tactic in indicator.tactics
+        if tactic.name
+        for technique in tactic.techniques
+    ]
     return analyze_techniques(
         threat.technique_ids,
+        reported_tactics=reported_tactics,
         inferred=[(rule.technique_id, rule.why) for rule in rules],
         data=data,
     )
@@ -142,15 +187,71 @@ def _split_reported(reported_ids: Iterable[str]) -> tuple[list[str], list[str]]:
     return list(valid), list(invalid)
 
 
-def _finding(technique: Technique, reported_id: str) -> TechniqueFinding:
+def _observed_tactics(
+    pairs: Iterable[tuple[str, str]], data: AttackData
+) -> dict[str, list[Tactic]]:
+    """The Enterprise tactics SentinelOne reported each technique under, by its id."""
+    observed: dict[str, list[Tactic]] = {}
+    for technique_id, tactic_name in pairs:
+        technique = data.resolve(technique_id)
+        # Free text such as a technique name given as a tactic is not an
+        # observation of a tactic; the technique then falls back to ATT&CK's.
+        tactic = data.tactic_named(tactic_name)
+        if technique is not None and tactic is not None:
+            observed.setdefault(technique.id, []).append(tactic)
+    return {
+        technique_id: data.order_tactics(tactics)
+        for technique_id, tactics in observed.items()
+    }
+
+
+def _finding(
+    technique: Technique,
+    reported_id: str,
+    reported_tactics: list[Tactic],
+    data: AttackData,
+) -> TechniqueFinding:
+    attack_tactics = data.order_tactics(technique.tactics)
+    candidates = reported_tactics or attack_tactics
+    shown_under = candidates[0] if candidates else None
     return TechniqueFinding(
         id=technique.id,
         name=technique.name,
         url=technique.url,
-        tactics=[tactic.name for tactic in technique.tactics],
+        tactics=[tactic.name for tactic in attack_tactics],
         reported_id=reported_id,
+        tactic=shown_under.name if shown_under else None,
+        reported_tactics=[tactic.name for tactic in reported_tactics],
         deprecated=technique.deprecated or technique.revoked,
     )
+
+
+def _in_kill_chain_order(names: Iterable[str], data: AttackData) -> list[str]:
+    tactics = (data.tactic_named(name) for name in names)
+    return [tactic.name for tactic in data.order_tactics(t for t in tactics if t)]
+
+
+def _furthest_tactic(
+    findings: list[TechniqueFinding], data: AttackData
+) -> tuple[str | None, TacticBasis | None, list[str]]:
+    """The latest kill-chain tactic reached, where that comes from, and who reached it.
+
+    Reported tactics decide when there are any; ATT&CK lists nearly every persistence
+    technique under Privilege Escalation too, and taking every tactic it allows would
+    claim more than was observed. Without reported tactics, each technique counts
+    under the one tactic it is shown under, its earliest in ATT&CK.
+    """
+    basis: TacticBasis = "reported"
+    reach = {finding.id: finding.reported_tactics for finding in findings}
+    if not any(reach.values()):
+        basis = "attack"
+        reach = {finding.id: [finding.tactic] for finding in findings if finding.tactic}
+    reached = _in_kill_chain_order((t for ts in reach.values() for t in ts), data)
+    if not reached:
+        return None, None, []
+    furthest = reached[-1]
+    reaching = [tid for tid, tactics in reach.items() if furthest in tactics]
+    return furthest, basis, reaching
 
 
 def _rank_mitigations(
@@ -167,7 +268,15 @@ def _rank_mitigations(
             mitigations[mitigation.id] = mitigation
             covers.setdefault(mitigation.id, []).append(technique.id)
 
-    ranked = sorted(mitigations, key=lambda mid: (-len(covers[mid]), mid))
+    # Most of the threat's techniques covered first. Among equals, the mitigation
+    # ATT&CK maps to fewer techniques overall comes first: User Training or Audit
+    # apply to almost anything and tell the analyst little about this threat.
+    ranked = sorted(
+        mitigations,
+        key=lambda mid: (-len(covers[mid]), data.mitigation_reach(mid), mid),
+    )
+    if len(techniques) >= _MANY_TECHNIQUES and any(len(c) > 1 for c in covers.values()):
+        ranked = [mid for mid in ranked if len(covers[mid]) > 1]
     return [
         MitigationFinding(
             id=mid,
@@ -175,5 +284,5 @@ def _rank_mitigations(
             url=mitigations[mid].url,
             covers=covers[mid],
         )
-        for mid in ranked
+        for mid in ranked[:MAX_MITIGATIONS]
     ]

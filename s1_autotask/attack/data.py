@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -106,15 +107,21 @@ class AttackData:
         self._tactic_rank = {
             tactic.id: rank for rank, tactic in enumerate(self.tactics)
         }
+        self._tactics_by_name = {_fold(tactic.name): tactic for tactic in self.tactics}
         self._techniques = {technique.id: technique for technique in techniques}
         self._current = {
             technique_id: self._follow_revocations(technique_id, successors)
             for technique_id in successors
         }
         self._mitigations = {
-            technique_id: tuple(sorted(items, key=lambda item: item.id))
+            technique_id: tuple(sorted(set(items), key=lambda item: item.id))
             for technique_id, items in mitigations.items()
         }
+        self._reach = Counter(
+            mitigation.id
+            for items in self._mitigations.values()
+            for mitigation in items
+        )
 
     @classmethod
     def from_source(cls, source: AttackSource, *, version: str) -> AttackData:
@@ -173,6 +180,14 @@ class AttackData:
     def mitigations_for(self, technique_id: str) -> tuple[Mitigation, ...]:
         """Return the current mitigations that ATT&CK maps directly to a technique."""
         return self._mitigations.get(technique_id.strip().upper(), ())
+
+    def mitigation_reach(self, mitigation_id: str) -> int:
+        """How many techniques ATT&CK maps a mitigation to: fewer is more specific."""
+        return self._reach.get(mitigation_id.strip().upper(), 0)
+
+    def tactic_named(self, name: str) -> Tactic | None:
+        """The Enterprise tactic with this display name, ignoring case and spacing."""
+        return self._tactics_by_name.get(_fold(name))
 
     def order_tactics(self, tactics: Iterable[Tactic]) -> list[Tactic]:
         """De-duplicate tactics and sort them in kill-chain order."""
@@ -278,3 +293,7 @@ def _index_relationships(
                 mitigations.setdefault(target_id, []).append(mitigation)
 
     return parents, successors, mitigations
+
+
+def _fold(name: str) -> str:
+    return " ".join(name.casefold().split())

@@ -24,27 +24,35 @@ if TYPE_CHECKING:
 
 TITLE_LIMIT = 255
 DESCRIPTION_LIMIT = 8000
-MAX_MITIGATIONS = 5
 MAX_INDICATORS = 20
+MAX_INDICATOR_IDS = 20
 
 
 def render_title(threat: Threat, *, limit: int = TITLE_LIMIT) -> str:
     """Name classification, threat, host and state in at most ``limit`` characters."""
     classification = clean(threat.classification, 40) or "Threat"
     host = clean(threat.endpoint.computer_name, 60) or "unknown host"
-    state = ", ".join(
-        part
-        for part in (
-            clean(threat.confidence_level, 20),
-            _words(threat.mitigation_status),
-        )
-        if part
-    )
+    state = ", ".join(_title_state(threat))
     suffix = f" on {host}" + (f" ({state})" if state else "")
     prefix = f"SentinelOne {classification}: "
     room = max(limit - utf16_len(prefix) - utf16_len(suffix), 20)
     name = clean(threat.name, room) or "unnamed threat"
     return clean(prefix + name + suffix, limit)
+
+
+def _title_state(threat: Threat) -> list[str]:
+    # An analyst's verdict outranks the detection's confidence: a false positive
+    # titled "suspicious" reads as live malware in a ticket queue.
+    if _lower(threat.analyst_verdict) == "false_positive":
+        parts = ["false positive"]
+    else:
+        parts = [
+            clean(threat.confidence_level, 20),
+            _words(threat.mitigation_status),
+        ]
+    if _lower(threat.incident_status) == "resolved":
+        parts.append("resolved")
+    return [part for part in parts if part]
 
 
 __all__ = [
@@ -95,15 +103,23 @@ def _summary(
         for part in (clean(endpoint.os_name, 60), clean(endpoint.os_revision, 60))
         if part
     )
+    host = f"Host: {clean(endpoint.computer_name, 100) or 'unknown'}" + (
+        f" ({os_text})" if os_text else ""
+    )
     lines = [
         f"Threat: {clean(threat.name, 200) or 'unnamed'} "
         f"({clean(threat.classification, 40) or 'unclassified'})",
         f"Severity: {severity.severity.value.upper()}: {severity.reason}",
-        _pairs(("Furthest ATT&CK tactic reached", analysis.furthest_tactic)),
-        f"Host: {clean(endpoint.computer_name, 100) or 'unknown'}"
-        + (f" ({os_text})" if os_text else "")
-        + (
-            f", {clean(endpoint.network_status, 30)}" if endpoint.network_status else ""
+        _state(threat),
+        _furthest(analysis),
+        " | ".join(
+            part
+            for part in (
+                host,
+                _pairs(("network", endpoint.network_status)),
+                "agent decommissioned" if endpoint.is_decommissioned else "",
+            )
+            if part
         ),
         _pairs(
             ("Site", scope.site_name),
@@ -126,12 +142,48 @@ def _summary(
             ("Verdict", _words(threat.analyst_verdict)),
         ),
         f"Autotask company: {clean(company.name, 100)} ({company.match}: "
-        f"{clean(company.reason, 200)})",
+        f"{clean(company.reason, 400)})",
     ]
     if console_url:
         base = console_url.rstrip("/")
         lines.append(f"SentinelOne: {base}/incidents/threats/{threat.id}/overview")
     return [line for line in lines if line]
+
+
+def _state(threat: Threat) -> str:
+    """One plain sentence on what an analyst or SentinelOne already decided."""
+    verdict = _lower(threat.analyst_verdict)
+    mitigation = _lower(threat.mitigation_status)
+    facts = []
+    if verdict == "false_positive":
+        facts.append("an analyst marked this threat a false positive")
+    elif mitigation == "marked_as_benign":
+        facts.append("the threat was marked as benign")
+    if _lower(threat.incident_status) == "resolved":
+        unmitigated = not facts and mitigation != "mitigated"
+        facts.append(
+            "the incident is resolved"
+            + (", but SentinelOne did not mitigate the threat" if unmitigated else "")
+        )
+    return f"State: {'; '.join(facts)}." if facts else ""
+
+
+def _furthest(analysis: AttackAnalysis) -> str:
+    if analysis.furthest_tactic is None:
+        return ""
+    by_id = {finding.id: finding for finding in analysis.techniques}
+    reaching = [by_id[tid] for tid in analysis.furthest_tactic_techniques]
+    names = ", ".join(
+        ("inferred " if finding.inferred else "") + f"{finding.id} {finding.name}"
+        for finding in reaching[:3]
+    )
+    if len(reaching) > 3:
+        names += f" and {len(reaching) - 3} more"
+    if analysis.furthest_tactic_basis == "reported":
+        why = f"as SentinelOne reported for {names}"
+    else:
+        why = f"SentinelOne reported no tactic; ATT&CK's tactic for {names}"
+    return f"Furthest ATT&CK tactic reached: {analysis.furthest_tactic} ({why})"
 
 
 def _attack(analysis: AttackAnalysis) -> list[str]:
@@ -146,12 +198,14 @@ def _attack(analysis: AttackAnalysis) -> list[str]:
             "SentinelOne reported no ATT&CK techniques for this threat "
             "(common for static and custom-rule detections)."
         )
-    if analysis.techniques:
-        for tactic in analysis.tactics:
-            lines.append(f"{tactic}:")
-            for finding in analysis.techniques:
-                if tactic in finding.tactics:
-                    lines.append(f"  - {_technique(finding)}")
+    # Each technique once, under the tactic it was shown under by the analysis; its
+    # other tactics are named on its line.
+    groups: list[str | None] = [*analysis.tactics, None]
+    for tactic in groups:
+        members = [f for f in analysis.techniques if f.tactic == tactic]
+        if members:
+            lines.append(f"{tactic or 'No ATT&CK tactic'}:")
+            lines.extend(f"  - {_technique(finding)}" for finding in members)
     if analysis.unknown_ids:
         ids = _listed(analysis.unknown_ids, quote=False)
         lines.append(f"Not in ATT&CK {analysis.attack_version}: {ids}")
@@ -169,6 +223,22 @@ def _listed(values: list[str], *, quote: bool = True, shown: int = 10) -> str:
 
 def _technique(finding: TechniqueFinding) -> str:
     text = f"{finding.id} {finding.name} {finding.url}"
+    also_reported = [t for t in finding.reported_tactics if t != finding.tactic]
+    also_attack = [
+        t
+        for t in finding.tactics
+        if t != finding.tactic and t not in finding.reported_tactics
+    ]
+    also = "; ".join(
+        part
+        for part in (
+            f"also reported as {', '.join(also_reported)}" if also_reported else "",
+            f"also {', '.join(also_attack)} in ATT&CK" if also_attack else "",
+        )
+        if part
+    )
+    if also:
+        text += f" ({also})"
     if finding.reported_id != finding.id:
         text += f" (reported as {finding.reported_id}, which ATT&CK replaced)"
     if finding.deprecated:
@@ -179,51 +249,117 @@ def _technique(finding: TechniqueFinding) -> str:
 
 
 def _actions(threat: Threat, analysis: AttackAnalysis) -> list[str]:
-    mitigation = (threat.mitigation_status or "").lower()
-    verdict = (threat.analyst_verdict or "").lower()
-    connected = (threat.endpoint.network_status or "").lower() == "connected"
-    lines = []
+    mitigation = _lower(threat.mitigation_status)
+    verdict = _lower(threat.analyst_verdict)
+    endpoint = threat.endpoint
+    # A decommissioned agent no longer takes commands: advice to isolate or scan
+    # through SentinelOne would send the analyst to a button that does nothing.
+    agent_gone = bool(endpoint.is_decommissioned)
+    scan = (
+        "the agent is decommissioned, so SentinelOne cannot scan it: check it with "
+        "other tools or reinstall the agent"
+        if agent_gone
+        else "run a full disk scan"
+    )
+
     if verdict == "false_positive" or mitigation == "marked_as_benign":
-        lines.append("- Confirm the benign verdict and consider an exclusion.")
+        what = "false-positive" if verdict == "false_positive" else "benign"
+        # Hunting for the hash or hardening against the techniques would treat a
+        # benign file as an attack.
+        return [f"- Confirm the {what} verdict and consider an exclusion."]
+
+    lines = []
+    if _lower(threat.incident_status) == "resolved":
+        lines.append(
+            "- The incident is resolved in SentinelOne: confirm the resolution was "
+            f"deliberate and verify the endpoint is clean ({scan})."
+        )
+        if mitigation != "mitigated":
+            lines.append(
+                "- SentinelOne did not mitigate this threat: confirm how it was "
+                "removed before closing the ticket."
+            )
     elif mitigation != "mitigated":
-        if connected:
-            lines.append(
-                "- Isolate the endpoint from the network (disconnect from network in "
-                "SentinelOne) until the threat is mitigated."
-            )
-        elif threat.endpoint.network_status:
-            lines.append(
-                f"- The endpoint is {clean(threat.endpoint.network_status, 20)}: "
-                "SentinelOne acts on it only when it reconnects; find the device."
-            )
-        lines.append("- Kill and quarantine the threat, then remediate or roll back.")
+        lines.extend(_containment(threat))
     else:
-        lines.append("- Verify the mitigation completed and scan the endpoint.")
+        lines.append(f"- Verify the mitigation completed ({scan}).")
     if threat.sha256 or threat.sha1:
         lines.append("- Search other endpoints for the same hash.")
     if threat.process_user:
         lines.append("- Review the activity of the user account involved.")
-    for mitigation_finding in analysis.mitigations[:MAX_MITIGATIONS]:
-        covers = ", ".join(mitigation_finding.covers)
+    for finding in analysis.mitigations:
+        covers = ", ".join(finding.covers)
         lines.append(
-            f"- ATT&CK {mitigation_finding.id} {mitigation_finding.name} "
-            f"(covers {covers}) {mitigation_finding.url}"
+            f"- ATT&CK {finding.id} {finding.name} (covers {covers}) {finding.url}"
         )
     return lines
 
 
-def _indicators(threat: Threat) -> list[str]:
-    # Capped so that a threat with hundreds of indicators still leaves room for the
-    # identifiers below; the console has the full list.
+def _containment(threat: Threat) -> list[str]:
+    """What to do about a threat that is still active on the endpoint."""
+    endpoint = threat.endpoint
+    network = _lower(endpoint.network_status)
+    if endpoint.is_decommissioned:
+        return [
+            "- The agent is decommissioned, so SentinelOne cannot isolate, kill or "
+            "quarantine anything on this endpoint: contain and clean it by other "
+            "means, or reinstall the agent."
+        ]
     lines = []
-    for indicator in threat.indicators[:MAX_INDICATORS]:
-        category = clean(indicator.category, 60) or "Indicator"
-        description = clean(indicator.description, 200)
-        lines.append(f"- {category}: {description}" if description else f"- {category}")
-    more = len(threat.indicators) - MAX_INDICATORS
+    if network == "connected":
+        lines.append(
+            "- Isolate the endpoint from the network (disconnect from network in "
+            "SentinelOne) until the threat is mitigated."
+        )
+    elif network:
+        lines.append(
+            f"- The endpoint is {clean(endpoint.network_status, 20)}: "
+            "SentinelOne acts on it only when it reconnects; find the device."
+        )
+    lines.append("- Kill and quarantine the threat, then remediate or roll back.")
+    return lines
+
+
+def _indicators(threat: Threat) -> list[str]:
+    # SentinelOne repeats indicators (the same three, hundreds of times, in real
+    # exports): identical lines are shown once, in first-seen order, before the cap.
+    # The cap leaves room for the identifiers below; the console has the full list.
+    described: dict[tuple[str | None, str | None], None] = {}
+    bare_ids: dict[int, None] = {}
+    for indicator in threat.indicators:
+        if indicator.category or indicator.description:
+            described.setdefault((indicator.category, indicator.description), None)
+        else:
+            # v2.0 sends only behavioural-indicator ids, which name nothing readable.
+            bare_ids.update(dict.fromkeys(indicator.ids))
+
+    lines: list[str] = []
+    pending = iter(described)
+    for category, description in pending:
+        line = _indicator_line(category, description)
+        if line is not None and line not in lines:
+            lines.append(line)
+        if len(lines) == MAX_INDICATORS:
+            break
+    # Counted before cleaning, which costs too much to run on a hundred thousand
+    # hostile indicators; two that differ only in control characters count twice.
+    more = sum(1 for _ in pending)
     if more > 0:
         lines.append(f"- and {more} more indicators in the SentinelOne console")
+    if bare_ids:
+        label = (
+            "SentinelOne v2.0 indicator ids"
+            if threat.api_version == "2.0"
+            else "Indicator ids without a description"
+        )
+        ids = _listed([str(i) for i in bare_ids], quote=False, shown=MAX_INDICATOR_IDS)
+        lines.append(f"{label}: {ids}")
     return lines or ["SentinelOne reported no indicators."]
+
+
+def _indicator_line(category: str | None, description: str | None) -> str | None:
+    shown = [part for part in (clean(category, 60), clean(description, 200)) if part]
+    return f"- {': '.join(shown)}" if shown else None
 
 
 def _identifiers(threat: Threat) -> list[str]:
@@ -275,6 +411,10 @@ def _fit(lines: list[tuple[str, str]], limit: int) -> str:
 def _pairs(*pairs: tuple[str, object]) -> str:
     shown = [f"{label}: {clean(value, 100)}" for label, value in pairs if value]
     return " | ".join(shown)
+
+
+def _lower(value: str | None) -> str:
+    return (value or "").strip().lower()
 
 
 def _words(value: str | None) -> str:

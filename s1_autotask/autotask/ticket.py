@@ -73,6 +73,7 @@ def build_ticket_draft(
         analyst_verdict=threat.analyst_verdict,
         classification=threat.classification,
         furthest_tactic=analysis.furthest_tactic,
+        furthest_tactic_reported=analysis.furthest_tactic_basis != "attack",
     )
     labels = _labels(threat, settings, assessment.severity)
     fields = _resolve(labels, picklists)

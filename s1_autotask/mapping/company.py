@@ -3,7 +3,8 @@
 A ticket in the wrong company is a security detail shown to the wrong client, so every
 step prefers refusing over guessing: an explicit map first, then an exact name, then a
 normalised name, then a fuzzy name only when it is both close and unambiguous, then
-the configured fallback company. Each choice carries a one-line reason.
+the configured fallback company. Each choice carries a one-line reason. Companies that
+match a name equally well are never chosen between; the reason names them instead.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from rapidfuzz import fuzz, process
 
-from s1_autotask.text import quoted
+from s1_autotask.text import clean, quoted
 
 MatchKind = Literal["explicit", "exact", "normalised", "fuzzy", "fallback"]
 
@@ -28,6 +30,8 @@ _LEGAL_SUFFIXES = frozenset(
 _NON_WORD = re.compile(r"[^\w]+")
 # How far ahead of the runner-up a fuzzy match must score to count as unambiguous.
 _FUZZY_MARGIN = 10.0
+# Tied companies named in a reason or error; the rest are counted.
+_TIES_SHOWN = 3
 
 
 class CompanyMappingError(LookupError):
@@ -72,9 +76,30 @@ class SiteIdentity(BaseModel):
         return [(label, value) for label, value in pairs if value]
 
     def describe(self) -> str:
-        """A short description for error messages."""
-        parts = [f"{label} {quoted(value)}" for label, value in self.keys()]
-        return ", ".join(parts) or "no site or account"
+        """A short description for error messages; empty without site and account."""
+        return ", ".join(f"{label} {quoted(value)}" for label, value in self.keys())
+
+
+@dataclass(frozen=True, slots=True)
+class _Tie:
+    """Several companies matched one name equally well, so none was chosen."""
+
+    label: str
+    name: str
+    how: str
+    companies: list[tuple[int, str]]
+
+    def describe(self) -> str:
+        shown = ", ".join(
+            f"{clean(cname, 80)} ({cid})" for cid, cname in self.companies[:_TIES_SHOWN]
+        )
+        more = len(self.companies) - _TIES_SHOWN
+        if more > 0:
+            shown += f" and {more} more"
+        return (
+            f"{len(self.companies)} companies match {self.label} {quoted(self.name)} "
+            f"{self.how}: {shown}"
+        )
 
 
 def normalise_name(name: str) -> str:
@@ -103,32 +128,47 @@ def map_company(
     active = _active_companies(companies)
     by_id = {company_id: name for company_id, name in active}
 
+    # The first tie found is the most specific: it names the key worth mapping.
+    ties: list[_Tie] = []
     found = (
         _explicit_match(identity, explicit or {}, by_id)
-        or _exact_match(identity, active)
-        or _normalised_match(identity, active)
-        or _fuzzy_match(identity, active, fuzzy_threshold)
+        or _exact_match(identity, active, ties)
+        or _normalised_match(identity, active, ties)
+        or _fuzzy_match(identity, active, fuzzy_threshold, ties)
     )
     if found is not None:
         return found
 
+    why = _why_unmatched(identity, ties[0] if ties else None)
     if fallback_company_id is not None and fallback_company_id in by_id:
-        reason = f"no company matched {identity.describe()}; using the fallback company"
         return CompanyMatch(
             id=fallback_company_id,
             name=by_id[fallback_company_id],
             match="fallback",
-            reason=reason,
+            reason=f"{why}; using the fallback company",
         )
 
     msg = (
-        f"No active Autotask company matches {identity.describe()}, and no usable "
-        "fallback company is configured (S1AT_MAPPING__COMPANIES maps sites to "
-        "companies; S1AT_MAPPING__FALLBACK_COMPANY_ID names a catch-all)."
+        f"No Autotask company can be chosen: {why}. No usable fallback company is "
+        "configured either (S1AT_MAPPING__COMPANIES maps sites to companies; "
+        "S1AT_MAPPING__FALLBACK_COMPANY_ID names a catch-all)."
     )
     if fallback_company_id is not None:
         msg += f" The fallback company {fallback_company_id} is missing or inactive."
     raise CompanyMappingError(msg)
+
+
+def _why_unmatched(identity: SiteIdentity, tie: _Tie | None) -> str:
+    if tie is not None:
+        # The site id is the steadiest key to map: names get edited, ids do not.
+        label, value = identity.keys()[0]
+        return (
+            f"{tie.describe()}; add {label} {quoted(value)} to S1AT_MAPPING__COMPANIES"
+        )
+    described = identity.describe()
+    if not described:
+        return "the threat names no site or account"
+    return f"no company matched {described}"
 
 
 def _active_companies(companies: Iterable[Mapping[str, Any]]) -> list[tuple[int, str]]:
@@ -164,20 +204,22 @@ def _explicit_match(
 
 
 def _exact_match(
-    identity: SiteIdentity, active: list[tuple[int, str]]
+    identity: SiteIdentity, active: list[tuple[int, str]], ties: list[_Tie]
 ) -> CompanyMatch | None:
     for label, name in identity.names():
-        wanted = " ".join(name.casefold().split())
+        wanted = _fold(name)
         hits = [(cid, cname) for cid, cname in active if _fold(cname) == wanted]
         if len(hits) == 1:
             cid, cname = hits[0]
             reason = f"{label} {quoted(name)} equals the company name"
             return CompanyMatch(id=cid, name=cname, match="exact", reason=reason)
+        if hits:
+            ties.append(_Tie(label, name, "exactly", hits))
     return None
 
 
 def _normalised_match(
-    identity: SiteIdentity, active: list[tuple[int, str]]
+    identity: SiteIdentity, active: list[tuple[int, str]], ties: list[_Tie]
 ) -> CompanyMatch | None:
     for label, name in identity.names():
         wanted = normalise_name(name)
@@ -188,23 +230,36 @@ def _normalised_match(
             cid, cname = hits[0]
             reason = f"{label} {quoted(name)} equals the company name once normalised"
             return CompanyMatch(id=cid, name=cname, match="normalised", reason=reason)
+        if hits:
+            ties.append(_Tie(label, name, "equally after normalising", hits))
     return None
 
 
 def _fuzzy_match(
-    identity: SiteIdentity, active: list[tuple[int, str]], threshold: float
+    identity: SiteIdentity,
+    active: list[tuple[int, str]],
+    threshold: float,
+    ties: list[_Tie],
 ) -> CompanyMatch | None:
     if threshold <= 0 or not active:
         return None
     choices = [normalise_name(cname) for _, cname in active]
     for label, name in identity.names():
         best = process.extract(
-            normalise_name(name), choices, scorer=fuzz.token_sort_ratio, limit=2
+            normalise_name(name),
+            choices,
+            scorer=fuzz.token_sort_ratio,
+            limit=None,
+            score_cutoff=max(threshold - _FUZZY_MARGIN, 0),
         )
         if not best or best[0][1] < threshold:
             continue
         # A runner-up almost as close means the name is ambiguous: refuse to guess.
-        if len(best) > 1 and best[0][1] - best[1][1] < _FUZZY_MARGIN:
+        close = [hit for hit in best if best[0][1] - hit[1] < _FUZZY_MARGIN]
+        if len(close) > 1:
+            scores = "/".join(f"{round(hit[1], 1):g}" for hit in close[:_TIES_SHOWN])
+            how = f"about equally closely (scores {scores})"
+            ties.append(_Tie(label, name, how, [active[hit[2]] for hit in close]))
             continue
         cid, cname = active[best[0][2]]
         score = round(best[0][1], 1)

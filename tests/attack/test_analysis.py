@@ -1,8 +1,16 @@
 """Tests for the ATT&CK analysis of reported technique ids, on the real v18.1 data."""
 
+import itertools
+
 import pytest
 
-from s1_autotask.attack import AttackAnalysis, analyze_techniques, analyze_threat
+from s1_autotask.attack import (
+    AttackAnalysis,
+    analyze_techniques,
+    analyze_threat,
+    get_attack_data,
+)
+from s1_autotask.attack.analysis import MAX_MITIGATIONS
 
 
 def _finding_ids(analysis: AttackAnalysis) -> list[str]:
@@ -44,21 +52,99 @@ class TestTechniqueFindings:
 
 
 class TestTactics:
-    """The union of tactics, in kill-chain order."""
+    """Each technique under one tactic, tactics in kill-chain order."""
 
     def test_tactics_span_the_kill_chain_in_order(self) -> None:
-        """Techniques reported out of order give tactics in kill-chain order."""
+        """Unreported tactics: each technique under its earliest ATT&CK tactic."""
         analysis = analyze_techniques(["T1486", "T1082", "T1053.005", "T1566.001"])
 
         assert analysis.tactics == [
             "Initial Access",
             "Execution",
-            "Persistence",
-            "Privilege Escalation",
             "Discovery",
             "Impact",
         ]
         assert analysis.furthest_tactic == "Impact"
+        assert analysis.furthest_tactic_basis == "attack"
+        assert analysis.furthest_tactic_techniques == ["T1486"]
+
+    def test_technique_is_placed_under_the_tactic_sentinelone_reported(self) -> None:
+        """T1078 is in four ATT&CK tactics; reported as Persistence, it sits there."""
+        analysis = analyze_techniques(
+            ["T1078"], reported_tactics=[("T1078", "Persistence")]
+        )
+
+        finding = analysis.techniques[0]
+        assert finding.tactic == "Persistence"
+        assert finding.reported_tactics == ["Persistence"]
+        assert finding.tactics == [
+            "Initial Access",
+            "Persistence",
+            "Privilege Escalation",
+            "Defense Evasion",
+        ]
+        assert analysis.tactics == ["Persistence"]
+        assert analysis.furthest_tactic == "Persistence"
+        assert analysis.furthest_tactic_basis == "reported"
+
+    def test_several_reported_tactics_place_it_under_the_earliest(self) -> None:
+        """Reported as Privilege Escalation and Persistence: shown under Persistence."""
+        analysis = analyze_techniques(
+            ["T1547.001"],
+            reported_tactics=[
+                ("T1547.001", "privilege  escalation"),
+                ("t1547.001", "Persistence"),
+            ],
+        )
+
+        finding = analysis.techniques[0]
+        assert finding.tactic == "Persistence"
+        assert finding.reported_tactics == ["Persistence", "Privilege Escalation"]
+        assert analysis.furthest_tactic == "Privilege Escalation"
+
+    def test_furthest_tactic_ignores_attack_tactics_when_some_were_reported(
+        self,
+    ) -> None:
+        """An unreported technique's ATT&CK tactics do not push the furthest on."""
+        analysis = analyze_techniques(
+            ["T1566.001", "T1486"], reported_tactics=[("T1566.001", "Initial Access")]
+        )
+
+        assert analysis.tactics == ["Initial Access", "Impact"]
+        assert analysis.furthest_tactic == "Initial Access"
+        assert analysis.furthest_tactic_basis == "reported"
+        assert analysis.furthest_tactic_techniques == ["T1566.001"]
+
+    def test_a_reported_name_that_is_not_a_tactic_is_ignored(self) -> None:
+        """'System Service Discovery' is a technique name, not a tactic."""
+        analysis = analyze_techniques(
+            ["T1082"], reported_tactics=[("T1082", "System Service Discovery")]
+        )
+
+        assert analysis.techniques[0].tactic == "Discovery"
+        assert analysis.techniques[0].reported_tactics == []
+        assert analysis.furthest_tactic_basis == "attack"
+
+    def test_reported_tactic_follows_a_revoked_id_to_its_successor(self) -> None:
+        """T1086 reported under Execution places T1059.001 under Execution."""
+        analysis = analyze_techniques(
+            ["T1086"], reported_tactics=[("T1086", "Execution")]
+        )
+
+        assert analysis.techniques[0].id == "T1059.001"
+        assert analysis.techniques[0].reported_tactics == ["Execution"]
+
+    def test_inferred_technique_takes_its_earliest_attack_tactic(self) -> None:
+        """A keylogger's T1056.001 sits under Credential Access, before Collection."""
+        analysis = analyze_techniques(
+            [], inferred=[("T1056.001", "a keylogger records keystrokes")]
+        )
+
+        finding = analysis.techniques[0]
+        assert finding.inferred
+        assert finding.tactic == "Credential Access"
+        assert analysis.furthest_tactic == "Credential Access"
+        assert analysis.furthest_tactic_basis == "attack"
 
     def test_no_techniques_give_no_tactics(self) -> None:
         """A threat without techniques has no tactic and no furthest tactic."""
@@ -67,6 +153,7 @@ class TestTactics:
         assert analysis.techniques == []
         assert analysis.tactics == []
         assert analysis.furthest_tactic is None
+        assert analysis.furthest_tactic_basis is None
         assert analysis.mitigations == []
         assert analysis.attack_version == "18.1"
 
@@ -171,24 +258,63 @@ class TestMitigations:
         assert by_id["M1038"].covers == ["T1204.002"]
 
     def test_mitigations_are_ranked_by_techniques_covered_then_id(self) -> None:
-        """M1038 covers all three techniques and leads; ties sort by id."""
+        """M1038 covers all three techniques and leads; the rest follow by coverage."""
         analysis = analyze_techniques(["T1059", "T1204.002", "T1059.001"])
 
-        ranking = [(len(m.covers), m.id) for m in analysis.mitigations]
+        ranking = [len(m.covers) for m in analysis.mitigations]
         assert analysis.mitigations[0].id == "M1038"
         assert analysis.mitigations[0].covers == ["T1059", "T1204.002", "T1059.001"]
-        assert ranking == sorted(ranking, key=lambda item: (-item[0], item[1]))
+        assert ranking == sorted(ranking, reverse=True)
         assert len({m.id for m in analysis.mitigations}) == len(ranking)
+
+    def test_ties_go_to_the_mitigation_attack_maps_to_fewer_techniques(self) -> None:
+        """Equal coverage: the more specific mitigation comes first, not M1018."""
+        data = get_attack_data()
+        analysis = analyze_techniques(
+            ["T1566.001", "T1053.005", "T1078", "T1059"], data=data
+        )
+
+        for better, worse in itertools.pairwise(analysis.mitigations):
+            assert len(better.covers) >= len(worse.covers)
+            if len(better.covers) == len(worse.covers):
+                assert data.mitigation_reach(better.id) <= data.mitigation_reach(
+                    worse.id
+                )
+        ids = [m.id for m in analysis.mitigations]
+        # M1018 User Account Management maps to the most techniques in ATT&CK.
+        assert ids.index("M1018") > ids.index("M1026")
+
+    def test_a_many_technique_threat_gets_a_few_mitigations_covering_several(
+        self,
+    ) -> None:
+        """Eight techniques: at most five mitigations, none covering just one."""
+        analysis = analyze_techniques(
+            [
+                "T1059",
+                "T1203",
+                "T1204.002",
+                "T1566.001",
+                "T1053.005",
+                "T1112",
+                "T1078",
+                "T1547.001",
+            ]
+        )
+
+        assert 3 <= len(analysis.mitigations) <= MAX_MITIGATIONS
+        assert all(len(m.covers) > 1 for m in analysis.mitigations)
+        assert "M1021" not in {m.id for m in analysis.mitigations}
 
     def test_sub_technique_without_mitigations_uses_its_parents(self) -> None:
         """T1027.001 has none of its own, so T1027's apply, credited to the sub."""
         analysis = analyze_techniques(["T1027.001"])
 
+        # All cover the one technique: the most specific comes first.
         assert [m.id for m in analysis.mitigations] == [
-            "M1017",
-            "M1040",
-            "M1047",
             "M1049",
+            "M1040",
+            "M1017",
+            "M1047",
         ]
         assert analysis.mitigations[0].covers == ["T1027.001"]
 
@@ -239,4 +365,12 @@ class TestAnalyzeThreat:
 
         assert _finding_ids(analysis) == ["T1547.001", "T1566.001"]
         assert analysis.invalid_ids == ["123"]
-        assert analysis.furthest_tactic == "Privilege Escalation"
+        # SentinelOne's own tactics decide, even one ATT&CK does not list for the
+        # technique: T1566.001 was reported under Defense Evasion.
+        assert analysis.furthest_tactic == "Defense Evasion"
+        assert analysis.furthest_tactic_basis == "reported"
+        assert analysis.techniques[0].reported_tactics == [
+            "Persistence",
+            "Privilege Escalation",
+        ]
+        assert analysis.techniques[1].tactic == "Defense Evasion"

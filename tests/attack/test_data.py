@@ -131,6 +131,24 @@ class TestGetAttackData:
         assert mitigation_ids
         assert all(mid.startswith("M") for mid in mitigation_ids)
 
+    def test_tactic_is_found_by_its_display_name_ignoring_case_and_spacing(
+        self,
+    ) -> None:
+        """SentinelOne's tactic names match ATT&CK's; anything else is no tactic."""
+        data = get_attack_data()
+
+        found = data.tactic_named(" command and  CONTROL ")
+
+        assert found is not None and found.id == "TA0011"
+        assert data.tactic_named("System Service Discovery") is None
+
+    def test_mitigation_reach_counts_the_techniques_it_is_mapped_to(self) -> None:
+        """User Training reaches far more techniques than Account Use Policies."""
+        data = get_attack_data()
+
+        assert data.mitigation_reach("M1017") > data.mitigation_reach("M1036") > 0
+        assert data.mitigation_reach("M9999") == 0
+
 
 class TestRevocationChains:
     """Successor resolution on hand-made data with broken chains."""

@@ -39,6 +39,7 @@ def render(threat, console_url="https://console.example.invalid"):
         analyst_verdict=threat.analyst_verdict,
         classification=threat.classification,
         furthest_tactic=analysis.furthest_tactic,
+        furthest_tactic_reported=analysis.furthest_tactic_basis != "attack",
     )
     description = render_description(
         threat, analysis, severity, COMPANY, console_url=console_url
@@ -51,13 +52,48 @@ def sample(fragment):
     return parse_threats_json(path.read_bytes())[0]
 
 
+def _section(description, name):
+    """The lines of one description section, without its heading or blank lines."""
+    body = description.split(f"== {name} ==\n", 1)[1].split("\n== ", 1)[0]
+    return [line for line in body.splitlines() if line]
+
+
+def _tactic_of_each_technique(attack_lines):
+    under, tactic = {}, None
+    for line in attack_lines:
+        if line.endswith(":") and not line.startswith(" "):
+            tactic = line[:-1]
+        elif line.startswith("  - "):
+            under[line.split()[1]] = tactic
+    return under
+
+
+def _with_techniques(threat, pairs):
+    """The threat with one indicator reporting each (tactic, technique) pair."""
+    indicator = threat.indicators[0]
+    tactic = indicator.tactics[0]
+    technique = tactic.techniques[0]
+    tactics = [
+        tactic.model_copy(
+            update={
+                "name": tactic_name,
+                "techniques": [technique.model_copy(update={"name": technique_id})],
+            }
+        )
+        for tactic_name, technique_id in pairs
+    ]
+    return threat.model_copy(
+        update={"indicators": [indicator.model_copy(update={"tactics": tactics})]}
+    )
+
+
 # What an analyst must read in each sample's ticket: title parts, severity and its
 # reason, and the techniques (or the plain statement that there are none).
 EXPECTED = {
     "v20-flat-windows-malicious-mitigated": (
         "Ncat Netcat Portable",
         "low",
-        "confidence level is missing",
+        "the incident is resolved and the threat was mitigated",
         [],
     ),
     "v21-linux-container-suspicious-marked-benign": (
@@ -74,14 +110,14 @@ EXPECTED = {
     ),
     "v21-windows-malicious-no-indicators-null-detectioninfo": (
         "Unconfirmed 123490.crdownload",
-        "medium",
-        "resolved",
+        "low",
+        "the incident is resolved and the threat was mitigated",
         [],
     ),
     "v21-windows-malicious-true-positive-no-whitening": (
         "mimikatz.exe",
-        "high",
-        "malicious and not mitigated; lowered one step because the incident is "
+        "medium",
+        "malicious and not mitigated; capped at medium because the incident is "
         "resolved",
         [],
     ),
@@ -95,7 +131,16 @@ EXPECTED = {
         "OfficeTimeline.exe",
         "medium",
         "suspicious, mitigated",
-        ["T1566.001", "T1059", "T1204.002", "T1053.005", "T1547.001"],
+        [
+            "T1566.001",
+            "T1059",
+            "T1203",
+            "T1204.002",
+            "T1053.005",
+            "T1078",
+            "T1547.001",
+            "T1112",
+        ],
     ),
     "v21-windows-suspicious-not-mitigated": (
         "nsh29ED.tmp",
@@ -139,28 +184,82 @@ class TestRenderSamples:
     def test_tactics_follow_the_kill_chain_and_summary_names_the_furthest(self):
         _, description, _ = render(sample("mitre-mitigated"))
 
-        attack = description.split("== MITRE ATT&CK ==")[1].split("==")[0]
-        tactic_lines = [line for line in attack.splitlines() if line.endswith(":")]
+        attack = _section(description, "MITRE ATT&CK")
+        tactic_lines = [line for line in attack if line.endswith(":")]
         assert tactic_lines == [
             "Initial Access:",
             "Execution:",
             "Persistence:",
-            "Privilege Escalation:",
             "Defense Evasion:",
         ]
-        assert "Furthest ATT&CK tactic reached: Defense Evasion" in description
+        # The sample's "Suspicious registry key was created" indicator reports
+        # T1112 under Defense Evasion: the furthest tactic SentinelOne observed.
+        assert (
+            "Furthest ATT&CK tactic reached: Defense Evasion "
+            "(as SentinelOne reported for T1112 Modify Registry)"
+        ) in description
+
+    def test_each_technique_is_listed_once_under_its_reported_tactic(self):
+        _, description, _ = render(sample("mitre-mitigated"))
+
+        attack = _section(description, "MITRE ATT&CK")
+        technique_lines = [line for line in attack if line.startswith("  - ")]
+        ids = [line.split()[1] for line in technique_lines]
+        assert len(ids) == len(set(ids)) == 8
+        under = _tactic_of_each_technique(attack)
+        assert under["T1078"] == "Persistence"
+        assert under["T1053.005"] == "Persistence"
+        assert under["T1547.001"] == "Persistence"
+        valid_accounts = next(line for line in technique_lines if "T1078 " in line)
+        assert (
+            "(also Initial Access, Privilege Escalation, Defense Evasion in ATT&CK)"
+        ) in valid_accounts
+        run_keys = next(line for line in technique_lines if "T1547.001 " in line)
+        assert "(also reported as Privilege Escalation)" in run_keys
+
+    def test_furthest_tactic_is_the_reported_one_not_every_attack_tactic(self):
+        # T1078 Valid Accounts is in four ATT&CK tactics up to Defense Evasion, but
+        # SentinelOne saw it only as Initial Access.
+        threat = _with_techniques(
+            sample("mitre-mitigated"), [("Initial Access", "T1078")]
+        )
+
+        _, description, _ = render(threat)
+
+        assert "Furthest ATT&CK tactic reached: Initial Access (as SentinelOne" in (
+            description
+        )
+        under = _tactic_of_each_technique(_section(description, "MITRE ATT&CK"))
+        assert under == {"T1078": "Initial Access"}
+
+    def test_furthest_tactic_of_inferred_techniques_says_it_was_not_reported(self):
+        threat = sample("no-tactics").model_copy(
+            update={"classification": "Ransomware"}
+        )
+
+        _, description, _ = render(threat)
+
+        assert (
+            "Furthest ATT&CK tactic reached: Impact (SentinelOne reported no tactic; "
+            "ATT&CK's tactic for inferred T1486 Data Encrypted for Impact)"
+        ) in description
 
     def test_sub_technique_shows_its_parent_name(self):
         _, description, _ = render(sample("mitre-mitigated"))
 
         assert "T1053.005 Scheduled Task/Job: Scheduled Task" in description
 
-    def test_mitigations_are_ranked_with_links(self):
+    def test_mitigations_are_few_specific_and_linked(self):
         _, description, _ = render(sample("mitre-mitigated"))
 
-        actions = description.split("== Recommended actions ==")[1]
-        assert "ATT&CK M1017 User Training" in actions
-        assert "https://attack.mitre.org/mitigations/M1017/" in actions
+        actions = _section(description, "Recommended actions")
+        shown = [line for line in actions if line.startswith("- ATT&CK M")]
+        assert 3 <= len(shown) <= 5
+        assert "https://attack.mitre.org/mitigations/M1017/" in shown[0]
+        # Covering two of the eight techniques, like M1049, but mapped to more of
+        # ATT&CK: it loses the tie and falls below the cut.
+        assert not any("M1021 Restrict Web-Based Content" in line for line in shown)
+        assert all(", " in line.split("(covers ")[1] for line in shown)
 
     def test_revoked_id_shows_the_successor_and_the_reported_id(self):
         threat = sample("mitre-mitigated")
@@ -194,6 +293,59 @@ class TestRenderSamples:
         assert "inferred, not reported" in description
         assert "no ATT&CK techniques" in description
 
+    def test_resolved_incident_gets_confirmation_advice_not_isolation(self):
+        threat = sample("true-positive-no-whitening")
+
+        title, description, assessment = render(threat)
+
+        assert threat.incident_status == "resolved"
+        assert threat.mitigation_status == "not_mitigated"
+        assert title.endswith("(malicious, not mitigated, resolved)")
+        assert assessment.severity.value == "medium"
+        actions = "\n".join(_section(description, "Recommended actions"))
+        assert "Isolate" not in actions and "Kill and quarantine" not in actions
+        assert "confirm the resolution" in actions
+        assert "verify the endpoint is clean" in actions
+        assert "State: the incident is resolved, but SentinelOne did not" in description
+
+    def test_false_positive_says_so_in_title_summary_and_actions(self):
+        threat = sample("marked-benign")
+
+        title, description, _ = render(threat)
+
+        assert threat.analyst_verdict == "false_positive"
+        assert title.endswith("(false positive, resolved)")
+        assert "suspicious" not in title
+        assert "State: an analyst marked this threat a false positive" in description
+        actions = _section(description, "Recommended actions")
+        assert actions == [
+            "- Confirm the false-positive verdict and consider an exclusion."
+        ]
+
+    def test_host_line_names_network_status_and_decommissioned_agent(self):
+        threat = sample("v20-flat")
+
+        _, description, _ = render(threat)
+
+        assert threat.endpoint.is_decommissioned
+        assert (
+            "Host: EC2AMAZ-HOST01 | network: connecting | agent decommissioned"
+            in description.splitlines()
+        )
+        actions = "\n".join(_section(description, "Recommended actions"))
+        assert "SentinelOne cannot scan it" in actions
+        assert "full disk scan" not in actions
+
+    def test_decommissioned_agent_with_active_threat_is_not_told_to_isolate(self):
+        threat = sample("suspicious-not-mitigated")
+        endpoint = threat.endpoint.model_copy(update={"is_decommissioned": True})
+
+        _, description, _ = render(threat.model_copy(update={"endpoint": endpoint}))
+
+        actions = "\n".join(_section(description, "Recommended actions"))
+        assert "Isolate" not in actions and "Kill and quarantine" not in actions
+        assert "The agent is decommissioned, so SentinelOne cannot" in actions
+
     def test_unmitigated_threat_on_connected_endpoint_suggests_isolation(self):
         threat = sample("suspicious-not-mitigated")
 
@@ -201,6 +353,42 @@ class TestRenderSamples:
 
         assert threat.endpoint.network_status == "connected"
         assert "Isolate the endpoint" in description
+
+    def test_v20_indicator_ids_are_listed_on_one_line(self):
+        threat = sample("v20-flat")
+
+        _, description, _ = render(threat)
+
+        assert _section(description, "Indicators") == [
+            "SentinelOne v2.0 indicator ids: 25, 24, 23, 6"
+        ]
+
+    def test_repeated_indicators_are_shown_once_in_first_seen_order(self):
+        threat = sample("true-positive-no-whitening")
+        distinct = threat.indicators[:3]
+        threat = threat.model_copy(update={"indicators": distinct * 200})
+
+        _, description, _ = render(threat)
+
+        shown = _section(description, "Indicators")
+        assert shown == [
+            f"- {indicator.category}: {indicator.description}" for indicator in distinct
+        ]
+
+    def test_distinct_indicators_past_the_cap_are_counted_once(self):
+        threat = sample("true-positive-no-whitening")
+        indicator = threat.indicators[0]
+        distinct = [
+            indicator.model_copy(update={"description": f"behaviour {n}"})
+            for n in range(25)
+        ]
+        threat = threat.model_copy(update={"indicators": distinct * 3})
+
+        _, description, _ = render(threat)
+
+        shown = _section(description, "Indicators")
+        assert len(shown) == 21
+        assert shown[-1] == "- and 5 more indicators in the SentinelOne console"
 
     def test_console_deep_link_names_the_threat(self):
         threat = sample("mitre-mitigated")
