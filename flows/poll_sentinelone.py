@@ -25,12 +25,13 @@ from s1_autotask.outcome import TicketOutcome
 from s1_autotask.sentinelone.polling import (
     MAX_RECENT,
     Checkpoint,
+    UnreadableThreat,
     advance,
     select_unseen,
     window_start,
 )
 from tasks._runtime import current_settings
-from tasks.sentinelone import UnreadableThreat, fetch_updated_threats
+from tasks.sentinelone import fetch_updated_threats
 
 CHECKPOINT_VARIABLE = "s1_autotask_poll_checkpoint"
 

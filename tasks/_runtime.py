@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,11 +27,21 @@ def current_settings() -> Settings:
     return settings
 
 
-async def retry_transient_only(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry timeouts, lost connections, 429, the thread limit and 5xx; nothing else."""
-    # Our API tasks are async, and there a state's result must be awaited.
-    exc = await state.aresult(raise_on_failure=False)
-    return isinstance(exc, BaseException) and is_transient(exc)
+def retry_condition(
+    transient: Callable[[BaseException], bool],
+) -> Callable[[Any, Any, Any], Awaitable[bool]]:
+    """A retry condition for tasks: retry what ``transient`` says may pass."""
+
+    async def condition(task: Any, task_run: Any, state: Any) -> bool:
+        # Our API tasks are async, and there a state's result must be awaited.
+        exc = await state.aresult(raise_on_failure=False)
+        return isinstance(exc, BaseException) and transient(exc)
+
+    return condition
+
+
+# Timeouts, lost connections, 429, the thread limit and 5xx; nothing else.
+retry_transient_only = retry_condition(is_transient)
 
 
 @asynccontextmanager

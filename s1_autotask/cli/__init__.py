@@ -6,7 +6,7 @@ the library never imports Prefect.
 """
 
 # Importing a command module registers its commands on `app`.
-from s1_autotask.cli import _deliveries, _servers, _tickets  # noqa: F401
+from s1_autotask.cli import _backfill, _deliveries, _servers, _tickets  # noqa: F401
 from s1_autotask.cli._app import app
 
 __all__ = ["app", "main"]

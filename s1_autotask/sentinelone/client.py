@@ -16,6 +16,7 @@ from typing import Any, Self
 import httpx
 from pydantic import SecretStr
 
+from s1_autotask.config import SentinelOneSettings
 from s1_autotask.sentinelone._http import (
     API_PREFIX,
     FilterValue,
@@ -30,6 +31,7 @@ from s1_autotask.sentinelone._http import (
 )
 from s1_autotask.sentinelone.errors import (
     SentinelOneError,
+    SentinelOneNotConfiguredError,
     SentinelOneTransportError,
 )
 from s1_autotask.sentinelone.models import Threat
@@ -114,6 +116,21 @@ class SentinelOneClient:
             follow_redirects=False,
         )
 
+    @classmethod
+    def from_settings(cls, settings: SentinelOneSettings, *, why: str) -> Self:
+        """The configured client, or an error naming what to set.
+
+        ``why`` says what needs the API, for that error.
+        """
+        base = settings.api_base()
+        if base is None or not settings.is_configured():
+            msg = (
+                f"{why} needs the SentinelOne API: set S1AT_SENTINELONE__API_URL (or "
+                "S1AT_SENTINELONE__CONSOLE_URL) and S1AT_SENTINELONE__API_TOKEN."
+            )
+            raise SentinelOneNotConfiguredError(msg)
+        return cls(base, settings.api_token, timeout=settings.timeout_seconds)
+
     def __repr__(self) -> str:
         return f"SentinelOneClient(base_url={self._base_url!r})"
 
@@ -181,6 +198,24 @@ class SentinelOneClient:
         )
         async for raw in raws:
             yield _parse_one(raw)
+
+    async def count_threats(
+        self,
+        *,
+        updated_since: datetime | None = None,
+        **filters: FilterValue | None,
+    ) -> int | None:
+        """How many threats a listing with these filters holds, or None if unsaid.
+
+        One request for a single threat: the answer's ``pagination.totalItems``.
+        """
+        params = _list_params(updated_since, 1, filters)
+        page = await self._request_json("GET", THREATS_PATH, params=params)
+        pagination = page.get("pagination")
+        total = pagination.get("totalItems") if isinstance(pagination, dict) else None
+        if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+            return total
+        return None
 
     async def get_threats(self, ids: Sequence[str]) -> list[Threat]:
         """Fetch the threats with these ids; an unknown id is simply absent."""

@@ -2,6 +2,8 @@
 
 SentinelOneError
 ├── ThreatPayloadError          a payload that is not a usable threat (or threats)
+├── SentinelOneNotConfiguredError  the API is needed but not configured
+├── ThreatNotFoundError         no threat with that id in the token's scope
 ├── SentinelOneTransportError   timeout, connection or protocol failure
 └── SentinelOneStatusError      the API answered with a failure, or unusably
     ├── SentinelOneAuthError    401 or 403: token refused, expired or not allowed
@@ -19,9 +21,11 @@ import httpx
 __all__ = [
     "SentinelOneAuthError",
     "SentinelOneError",
+    "SentinelOneNotConfiguredError",
     "SentinelOneRateLimitError",
     "SentinelOneStatusError",
     "SentinelOneTransportError",
+    "ThreatNotFoundError",
     "ThreatPayloadError",
     "is_transient",
 ]
@@ -69,6 +73,14 @@ def _rebuild_payload_error(
     message: str, location: str, threat_id: str | None
 ) -> ThreatPayloadError:
     return ThreatPayloadError(message, location=location, threat_id=threat_id)
+
+
+class SentinelOneNotConfiguredError(SentinelOneError):
+    """Threats must be fetched from SentinelOne, but its API is not configured."""
+
+
+class ThreatNotFoundError(SentinelOneError):
+    """SentinelOne has no threat with the id asked for, in the token's scope."""
 
 
 class SentinelOneTransportError(SentinelOneError):

@@ -25,6 +25,13 @@ from s1_autotask.sentinelone.models import Threat
 MAX_RECENT = 90
 
 
+class UnreadableThreat(BaseModel):
+    """A threat the API returned that could not be read, and why."""
+
+    threat_id: str | None
+    reason: str
+
+
 class Checkpoint(BaseModel):
     """Where polling resumes, and the updates already handled near that point."""
 

@@ -688,3 +688,14 @@ class TestServing:
             serve_in_thread(SentinelOneEmulator(), port=port),
         ):
             pass
+
+
+class TestCountThreats:
+    async def test_the_count_matches_what_the_listing_yields(self, served):
+        since = datetime(2021, 1, 1, tzinfo=UTC)
+
+        async with client_for(served) as client:
+            count = await client.count_threats(updated_since=since)
+            listed = [t async for t in client.iter_raw_threats(updated_since=since)]
+
+        assert count == len(listed) == 6

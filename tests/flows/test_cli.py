@@ -161,3 +161,32 @@ class TestDeliveries:
 
         assert result.exit_code == 0
         assert result.stdout == "no deliveries\n"
+
+
+class TestBackfill:
+    def test_backfill_makes_a_ticket_for_each_threat_of_the_period(
+        self, sentinelone, configured
+    ):
+        result = invoke("backfill", "--since", "2021-01-01", "--batch-size", "4")
+
+        assert result.exit_code == 0, result.stderr
+        created = [line for line in result.stdout.splitlines() if line]
+        assert len(created) == 6
+        assert all(line.startswith("created") for line in created)
+        assert "Threats" in result.stderr and "6/6" in result.stderr
+        assert len(configured.emulator.tickets) == 6
+
+    def test_a_second_backfill_finds_every_ticket_made(self, sentinelone, configured):
+        invoke("backfill", "--since", "2021-01-01")
+
+        result = invoke("backfill", "--since", "2021-01-01", "--json")
+
+        assert result.exit_code == 0, result.stderr
+        assert {e["action"] for e in json.loads(result.stdout)} == {"exists"}
+        assert len(configured.emulator.tickets) == 6
+
+    def test_backfill_without_sentinelone_says_what_to_set(self, configured):
+        result = invoke("backfill", "--since", "2021-01-01")
+
+        assert result.exit_code == 2
+        assert "S1AT_SENTINELONE__API_TOKEN" in result.stderr

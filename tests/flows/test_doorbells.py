@@ -44,7 +44,7 @@ class TestDoorbells:
         assert len(configured.emulator.tickets) == 2
 
     def test_an_unknown_threat_id_fails_the_run_naming_it(self, sentinelone):
-        from tasks.sentinelone import ThreatNotFoundError
+        from s1_autotask.sentinelone.errors import ThreatNotFoundError
 
         with pytest.raises(ThreatNotFoundError, match="no threat with id 999"):
             run_flow({"threatId": "999"})
@@ -52,7 +52,7 @@ class TestDoorbells:
     def test_a_doorbell_without_sentinelone_configured_says_what_to_set(
         self, configured
     ):
-        from tasks.sentinelone import SentinelOneNotConfiguredError
+        from s1_autotask.sentinelone.errors import SentinelOneNotConfiguredError
 
         with pytest.raises(SentinelOneNotConfiguredError) as caught:
             run_flow({"threatId": MITRE_ID})

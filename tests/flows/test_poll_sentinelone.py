@@ -112,7 +112,7 @@ class TestPollSentinelOne:
         assert len(configured.emulator.tickets) == 3
 
     def test_polling_without_sentinelone_configured_says_what_to_set(self, configured):
-        from tasks.sentinelone import SentinelOneNotConfiguredError
+        from s1_autotask.sentinelone.errors import SentinelOneNotConfiguredError
 
         with pytest.raises(SentinelOneNotConfiguredError, match="API_TOKEN"):
             poll()
