@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -118,6 +119,9 @@ def receiver(
     from flows._handoff import PrefectDispatcher
     from s1_autotask.receiver import ReceiverError, serve
 
+    # The Prefect client logs every request it makes at INFO through httpx; the
+    # receiver's own line per delivery says what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         serve(settings, PrefectDispatcher(settings.deployment))
     except ReceiverError as exc:
