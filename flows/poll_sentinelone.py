@@ -15,12 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.variables import Variable
 from pydantic import BaseModel, Field
 
-from flows._limits import ensure_concurrency_limit
-from flows.threat_to_ticket import (
-    ThreatHandlingError,
-    handle_threats,
-    reference_data,
-)
+from flows.threat_to_ticket import ThreatHandlingError, ticket_threats
 from s1_autotask.outcome import TicketOutcome
 from s1_autotask.sentinelone.polling import (
     MAX_RECENT,
@@ -30,7 +25,6 @@ from s1_autotask.sentinelone.polling import (
     select_unseen,
     window_start,
 )
-from tasks._runtime import current_settings
 from tasks.sentinelone import fetch_updated_threats
 
 CHECKPOINT_VARIABLE = "s1_autotask_poll_checkpoint"
@@ -82,7 +76,6 @@ async def poll_sentinelone(
         max_threats: threats fetched per run at most; the next run continues.
     """
     logger = get_run_logger()
-    settings = current_settings()
     overlap = timedelta(minutes=overlap_minutes)
     checkpoint = Checkpoint.from_variable(
         await Variable.aget(CHECKPOINT_VARIABLE, default="")
@@ -100,15 +93,7 @@ async def poll_sentinelone(
         "%d threat update(s) fetched, %d not handled yet", len(fetched), len(todo)
     )
 
-    results: list[TicketOutcome | str] = []
-    if todo:
-        await ensure_concurrency_limit(
-            settings.concurrency_limit, settings.concurrency_slots
-        )
-        _resources, companies, fields = await reference_data(settings)
-        results = await handle_threats(todo, companies, fields, dry_run=False)
-    outcomes = [r for r in results if isinstance(r, TicketOutcome)]
-    failures = [r for r in results if isinstance(r, str)]
+    outcomes, failures = await ticket_threats(todo, dry_run=False)
 
     moved = advance(checkpoint, todo, {o.threat_id for o in outcomes}, overlap=overlap)
     await Variable.aset(CHECKPOINT_VARIABLE, moved.to_variable(), overwrite=True)

@@ -74,17 +74,9 @@ async def threat_to_ticket(
             rerun or a backfill; may be given with or without a payload.
         dry_run: resolve everything and look the ticket up, but create nothing.
     """
-    settings = current_settings()
     threats = await gather_threats(payload, threat_ids or [])
 
-    await ensure_concurrency_limit(
-        settings.concurrency_limit, settings.concurrency_slots
-    )
-    _resources, companies, ticket_fields = await reference_data(settings)
-
-    results = await handle_threats(threats, companies, ticket_fields, dry_run=dry_run)
-    outcomes = [r for r in results if isinstance(r, TicketOutcome)]
-    failures = [r for r in results if isinstance(r, str)]
+    outcomes, failures = await ticket_threats(threats, dry_run=dry_run)
 
     if failures:
         msg = (
@@ -107,6 +99,28 @@ async def gather_threats(payload: Any, threat_ids: list[str]) -> list[Threat]:
     if wanted:
         threats += await fetch_threats(wanted)
     return threats
+
+
+async def ticket_threats(
+    threats: list[Threat], *, dry_run: bool
+) -> tuple[list[TicketOutcome], list[str]]:
+    """Give each threat its ticket: the outcomes, and a reason per threat that failed.
+
+    The concurrency limit and the cached reference data are only set up when there
+    is a threat to handle.
+    """
+    if not threats:
+        return [], []
+    settings = current_settings()
+    await ensure_concurrency_limit(
+        settings.concurrency_limit, settings.concurrency_slots
+    )
+    _resources, companies, ticket_fields = await reference_data(settings)
+
+    results = await handle_threats(threats, companies, ticket_fields, dry_run=dry_run)
+    outcomes = [r for r in results if isinstance(r, TicketOutcome)]
+    failures = [r for r in results if isinstance(r, str)]
+    return outcomes, failures
 
 
 async def reference_data(

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
     from s1_autotask.config import ReceiverSettings
+
+# Options several commands share, spelt once.
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Resolve everything; create nothing.")
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print a JSON list instead of text.")
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="TOML configuration file.")
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs.")
+]
 
 app = typer.Typer(
     name="s1-autotask",

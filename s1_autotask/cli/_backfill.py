@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from s1_autotask.cli._app import app, fail, quiet_prefect, require_autotask, use_config
+from s1_autotask.cli._app import (
+    ConfigOption,
+    DryRunOption,
+    JsonOption,
+    VerboseOption,
+    app,
+    fail,
+    quiet_prefect,
+    require_autotask,
+    use_config,
+)
 from s1_autotask.cli._tickets import Job, Result, report, run_jobs
 
 if TYPE_CHECKING:
@@ -37,18 +46,10 @@ def backfill(
     batch_size: Annotated[
         int, typer.Option(min=1, max=200, help="Threats per flow run.")
     ] = 50,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Resolve everything; create nothing.")
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON list instead of lines.")
-    ] = False,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML configuration file.")
-    ] = None,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs.")
-    ] = False,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Create the missing tickets for threats SentinelOne updated in a period."""
     start, end = _utc(since), _utc(until) if until else None

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from s1_autotask.cli._app import app, fail, quiet_prefect, receiver_settings, use_config
+from s1_autotask.cli._app import (
+    ConfigOption,
+    app,
+    fail,
+    quiet_prefect,
+    receiver_settings,
+    use_config,
+)
 
 if TYPE_CHECKING:
     from s1_autotask.receiver import Delivery, DeliveryStatus
@@ -19,10 +25,6 @@ deliveries = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(deliveries, name="deliveries")
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="TOML configuration file.")
-]
 
 
 @deliveries.command("list")

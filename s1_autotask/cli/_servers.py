@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from s1_autotask.cli._app import app, fail, quiet_prefect, receiver_settings, use_config
+from s1_autotask.cli._app import (
+    ConfigOption,
+    app,
+    fail,
+    quiet_prefect,
+    receiver_settings,
+    use_config,
+)
 from s1_autotask.cli._tickets import (
     DEMO_INTEGRATION_CODE,
     DEMO_SECRET,
@@ -105,9 +112,7 @@ def receiver(
     port: Annotated[
         int | None, typer.Option(help="Port to listen on (S1AT_RECEIVER__PORT).")
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML configuration file.")
-    ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Receive SentinelOne webhooks, keep each one, and start a flow run per threat."""
     use_config(config)

@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from s1_autotask.cli._app import (
+    ConfigOption,
+    DryRunOption,
+    JsonOption,
+    VerboseOption,
     app,
     fail,
     printable,
@@ -56,12 +60,8 @@ def demo(
         list[Path] | None,
         typer.Argument(help="Threat JSON files; the bundled samples when omitted."),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON list instead of lines.")
-    ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs.")
-    ] = False,
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run the whole path on the bundled Autotask emulator and ephemeral Prefect."""
     files = payloads or bundled_samples()
@@ -92,18 +92,10 @@ def run(
             "--threat-id", help="Fetch this threat from SentinelOne (repeatable)."
         ),
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Resolve everything; create nothing.")
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON list instead of text.")
-    ] = False,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML configuration file.")
-    ] = None,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs.")
-    ] = False,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run the flow on a payload file or threat ids against the configured tenant."""
     if payload is None and not threat_ids:
