@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
@@ -12,6 +13,7 @@ from s1_autotask.cli._app import (
     ConfigOption,
     app,
     fail,
+    printable,
     quiet_prefect,
     receiver_settings,
     use_config,
@@ -19,6 +21,8 @@ from s1_autotask.cli._app import (
 
 if TYPE_CHECKING:
     from s1_autotask.receiver import Delivery, DeliveryStatus
+
+SHOWN_BODY_BYTES = 4000
 
 deliveries = typer.Typer(
     help="Webhook deliveries kept by the receiver: list them, replay one.",
@@ -45,7 +49,7 @@ def list_command(
     if status is not None and status not in STATUSES:
         fail(f"--status must be one of {', '.join(STATUSES)}, not {status!r}")
     try:
-        store = open_store(receiver_settings())
+        store = open_store(receiver_settings(), create=False)
         found = list_deliveries(store, status=_status(status), limit=limit)
     except ReceiverError as exc:
         fail(str(exc))
@@ -59,20 +63,55 @@ def list_command(
         typer.echo("no deliveries" + (f" with status {status}" if status else ""))
 
 
+@deliveries.command("show")
+def show_command(
+    delivery_id: Annotated[str, typer.Argument(help="Id from 'deliveries list'.")],
+    body: Annotated[
+        bool, typer.Option("--body", help="Write only the body, byte for byte.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """One delivery in full: its record, and the body as it was received."""
+    from s1_autotask.receiver import ReceiverError, open_store
+
+    use_config(config)
+    try:
+        delivery = open_store(receiver_settings(), create=False).get(delivery_id)
+    except ReceiverError as exc:
+        fail(str(exc))
+
+    if body:
+        if sys.stdout.isatty():
+            fail("--body writes raw bytes; redirect it to a file: --body > body.json")
+        sys.stdout.buffer.write(delivery.body)
+        return
+    for key, value in _summary(delivery).items():
+        typer.echo(f"{key}: {printable(str(value))}")
+    shown = delivery.body[:SHOWN_BODY_BYTES].decode("utf-8", errors="replace")
+    more = len(delivery.body) - SHOWN_BODY_BYTES
+    typer.echo("body:")
+    typer.echo(printable(shown).replace("\\n", "\n"))
+    if more > 0:
+        typer.echo(f"... and {more} more bytes (--body writes all of it)")
+
+
 @deliveries.command("replay")
 def replay_command(
     delivery_id: Annotated[str, typer.Argument(help="Id from 'deliveries list'.")],
     config: ConfigOption = None,
 ) -> None:
     """Hand a delivery on to Prefect again now, whatever became of it before."""
-    from flows._handoff import PrefectDispatcher
+    from flows._handoff import PrefectDispatcher, require_prefect_api
     from s1_autotask.receiver import ReceiverError, open_store, replay
 
     use_config(config)
     quiet_prefect(verbose=False)
+    problem = require_prefect_api()
+    if problem:
+        fail(problem)
     settings = receiver_settings()
     try:
-        store = open_store(settings)
+        store = open_store(settings, create=False)
         delivery = asyncio.run(
             replay(
                 store,

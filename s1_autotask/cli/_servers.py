@@ -121,9 +121,12 @@ def receiver(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update=overrides)
 
-    from flows._handoff import PrefectDispatcher
+    from flows._handoff import PrefectDispatcher, require_prefect_api
     from s1_autotask.receiver import ReceiverError, serve
 
+    problem = require_prefect_api()
+    if problem:
+        fail(problem)
     # The Prefect client logs every request it makes at INFO through httpx; the
     # receiver's own line per delivery says what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)

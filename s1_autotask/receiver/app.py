@@ -51,6 +51,8 @@ HEALTH_PATH = "/healthz"
 # Shorter secrets can be guessed, and the log filter leaves values under six
 # characters alone.
 MIN_SECRET_LENGTH = 16
+# A delivery still waiting after this long means Prefect is not taking runs.
+STALE_SECONDS = 300
 # Deliveries the retry loop hands on at once; the rest wait for the next round.
 _CLAIM_BATCH = 10
 _SHOWN_CONTENT_TYPE = 60
@@ -69,6 +71,22 @@ def create_app(
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=receiver.lifespan,
     )
+
+
+def _problems(failed: int, oldest_pending_seconds: float | None) -> list[str]:
+    """What an operator must look at, as sentences; none when all is well."""
+    problems = []
+    if oldest_pending_seconds is not None and oldest_pending_seconds > STALE_SECONDS:
+        problems.append(
+            f"A delivery has waited {oldest_pending_seconds:.0f} s to be handed on: "
+            "Prefect is not taking runs (see deliveries list --status pending)."
+        )
+    if failed:
+        problems.append(
+            f"{failed} deliveries were given up on after every retry; replay them "
+            "with deliveries replay ID."
+        )
+    return problems
 
 
 def require_secret(settings: ReceiverSettings) -> bytes:
@@ -161,14 +179,19 @@ class _Receiver:
         age = None
         if oldest is not None:
             age = round((datetime.now(UTC) - oldest).total_seconds(), 3)
+        problems = _problems(summary.counts["failed"], age)
         return JSONResponse(
             {
-                "status": "ok",
+                "status": "degraded" if problems else "ok",
+                "problems": problems,
                 "pending": summary.waiting,
                 "failed": summary.counts["failed"],
                 "rejected": summary.counts["rejected"],
                 "oldest_pending_seconds": age,
-            }
+            },
+            # A monitor that only looks at the status code must see that Prefect
+            # has stopped taking runs, not only that this process is up.
+            status_code=503 if problems else 200,
         )
 
     @asynccontextmanager

@@ -17,9 +17,9 @@ from s1_autotask._net import PortUnavailableError, listening_socket
 from s1_autotask.config import ReceiverSettings
 from s1_autotask.receiver.app import WEBHOOK_PATH, create_app, require_secret
 from s1_autotask.receiver.delivery import Delivery, DeliveryStatus
-from s1_autotask.receiver.errors import ReceiverConfigError, ReplayError
+from s1_autotask.receiver.errors import ReceiverConfigError, ReplayError, StoreError
 from s1_autotask.receiver.handoff import Dispatcher, hand_on
-from s1_autotask.receiver.store import DeliveryStore
+from s1_autotask.receiver.store import DATABASE_NAME, DeliveryStore
 from s1_autotask.redaction import install_redaction
 from s1_autotask.sentinelone.errors import ThreatPayloadError
 from s1_autotask.sentinelone.intake import RequestKind, read_request_json
@@ -29,9 +29,21 @@ __all__ = ["list_deliveries", "open_store", "replay", "serve"]
 logger = logging.getLogger(__name__)
 
 
-def open_store(settings: ReceiverSettings) -> DeliveryStore:
-    """The store in the configured data folder, created if it does not exist."""
-    return DeliveryStore(settings.data_dir)
+def open_store(settings: ReceiverSettings, *, create: bool = True) -> DeliveryStore:
+    """The store in the configured data folder.
+
+    With ``create`` off (the commands that only read or replay), a missing store is
+    an error naming where it was looked for: the default folder is relative to the
+    working directory, and an empty new store would only say "no deliveries".
+    """
+    folder = settings.data_dir.resolve()
+    if not create and not (folder / DATABASE_NAME).is_file():
+        msg = (
+            f"There is no delivery store in {folder}: the receiver has not run with "
+            "this S1AT_RECEIVER__DATA_DIR, or it is relative to another directory."
+        )
+        raise StoreError(msg)
+    return DeliveryStore(folder)
 
 
 def serve(settings: ReceiverSettings, dispatcher: Dispatcher) -> None:

@@ -559,6 +559,7 @@ class TestHealth:
         assert response.status_code == 200
         assert response.json() == {
             "status": "ok",
+            "problems": [],
             "pending": 0,
             "failed": 0,
             "rejected": 0,
@@ -578,7 +579,12 @@ class TestHealth:
 
         response = await client.get("/healthz")
 
-        assert response.status_code == 200
+        assert response.status_code == 503
+        assert response.json()["status"] == "degraded"
+        assert response.json()["problems"] == [
+            "1 deliveries were given up on after every retry; replay them with "
+            "deliveries replay ID."
+        ]
         assert response.json()["pending"] == 2
         assert response.json()["failed"] == 1
         assert 0 <= response.json()["oldest_pending_seconds"] < 5
