@@ -22,6 +22,7 @@ from s1_autotask.sentinelone.polling import (
     Checkpoint,
     UnreadableThreat,
     advance,
+    newly_parked,
     select_unseen,
     window_start,
 )
@@ -38,17 +39,28 @@ class PollSummary(BaseModel):
     new: int
     outcomes: list[TicketOutcome]
     checkpoint: datetime | None
+    parked: list[str]
 
 
 def _failure_message(
-    failures: list[str], handled: int, unreadable: list[UnreadableThreat]
+    failures: list[str],
+    handled: int,
+    unreadable: list[UnreadableThreat],
+    parked: list[str],
 ) -> str:
     parts = []
     if failures:
         parts.append(
-            f"{len(failures)} of {handled} threat(s) got no ticket; the checkpoint "
-            "stays before the first of them: " + "; ".join(failures)
+            f"{len(failures)} of {handled} threat(s) got no ticket: "
+            + "; ".join(failures)
         )
+    if parked:
+        parts.append(
+            "Set aside after failing every poll in a row, so the checkpoint moves "
+            f"past them: {', '.join(parked)}; rerun them by id once fixed."
+        )
+    elif failures:
+        parts.append("The checkpoint stays before the first of them.")
     if unreadable:
         # Asking again cannot make a malformed threat readable, so these do not
         # hold the checkpoint back; rerun them by id once the cause is fixed.
@@ -66,6 +78,7 @@ async def poll_sentinelone(
     # Above the checkpoint's memory of recent updates, so a poll can never be
     # filled entirely with updates it has already handled and stop moving.
     max_threats: Annotated[int, Field(ge=MAX_RECENT + 10, le=5000)] = 500,
+    park_after_failures: Annotated[int, Field(ge=1, le=1000)] = 6,
 ) -> PollSummary:
     """Handle every threat updated since the last poll.
 
@@ -74,6 +87,8 @@ async def poll_sentinelone(
             SentinelOne indexes late.
         first_lookback_hours: how far back the very first poll looks.
         max_threats: threats fetched per run at most; the next run continues.
+        park_after_failures: polls in a row a threat may fail before the checkpoint
+            moves past it; at the default schedule, six is half an hour.
     """
     logger = get_run_logger()
     overlap = timedelta(minutes=overlap_minutes)
@@ -95,11 +110,18 @@ async def poll_sentinelone(
 
     outcomes, failures = await ticket_threats(todo, dry_run=False)
 
-    moved = advance(checkpoint, todo, {o.threat_id for o in outcomes}, overlap=overlap)
+    moved = advance(
+        checkpoint,
+        todo,
+        {o.threat_id for o in outcomes},
+        overlap=overlap,
+        park_after=park_after_failures,
+    )
     await Variable.aset(CHECKPOINT_VARIABLE, moved.to_variable(), overwrite=True)
+    parked = newly_parked(checkpoint, moved)
 
     if failures or unreadable:
-        message = _failure_message(failures, len(todo), unreadable)
+        message = _failure_message(failures, len(todo), unreadable, parked)
         raise ThreatHandlingError(message, outcomes)
     return PollSummary(
         since=since,
@@ -107,4 +129,5 @@ async def poll_sentinelone(
         new=len(todo),
         outcomes=outcomes,
         checkpoint=moved.updated_at,
+        parked=moved.parked,
     )

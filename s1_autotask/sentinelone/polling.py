@@ -5,8 +5,16 @@ the checkpoint minus an overlap window, and drops what it already handled, by
 (threat id, updatedAt). The checkpoint only moves past threats that were handled: a
 threat that failed is asked for again next time, with everything after it.
 
+A threat that can never get its ticket (a site no company maps to, say) would hold
+the checkpoint back forever, and once enough later updates piled up behind it the
+poller would stop making progress. So a threat that fails the same number of polls
+in a row is parked: the checkpoint moves past it, the poll that parks it fails
+naming it, and it is handled again when SentinelOne updates it or when it is rerun
+by id.
+
 The checkpoint is small enough for a Prefect Variable (at most 5,000 characters): a
-timestamp and the most recent (id, updatedAt) pairs inside the overlap window.
+timestamp, the most recent (id, updatedAt) pairs inside the overlap window, the
+update that is holding it back and for how many polls, and the last parked updates.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from s1_autotask.sentinelone.models import Threat
 # (an entry is about 40 characters); a burst larger than this inside the overlap
 # window is handled twice, which the ticket lookup by external id makes harmless.
 MAX_RECENT = 90
+MAX_PARKED = 20
 
 
 class UnreadableThreat(BaseModel):
@@ -39,6 +48,13 @@ class Checkpoint(BaseModel):
 
     updated_at: datetime | None = None
     recent: list[str] = Field(default_factory=list)
+    blocked_by: str | None = Field(
+        default=None, description="The update the checkpoint waits on."
+    )
+    blocked_polls: int = Field(default=0, description="Polls it has failed in a row.")
+    parked: list[str] = Field(
+        default_factory=list, description="Updates set aside, newest last."
+    )
 
     def to_variable(self) -> str:
         """The JSON text stored in the Prefect Variable."""
@@ -95,14 +111,26 @@ def advance(
     handled_ids: set[str],
     *,
     overlap: timedelta,
+    park_after: int,
 ) -> Checkpoint:
-    """Move past the handled threats, stopping before the first that was not."""
+    """Move past the handled threats, stopping before the first that was not.
+
+    That first one is parked instead, and passed, once it has failed ``park_after``
+    polls in a row.
+    """
     moved_to = checkpoint.updated_at
     newly_seen: list[str] = []
+    parked = list(checkpoint.parked)
+    blocked_by, blocked_polls = None, 0
     for threat in ordered:
+        key = seen_key(threat)
         if threat.id not in handled_ids:
-            break
-        newly_seen.append(seen_key(threat))
+            polls = checkpoint.blocked_polls + 1 if key == checkpoint.blocked_by else 1
+            if polls < park_after:
+                blocked_by, blocked_polls = key, polls
+                break
+            parked.append(key)
+        newly_seen.append(key)
         if threat.updated_at is not None and (
             moved_to is None or threat.updated_at > moved_to
         ):
@@ -112,7 +140,19 @@ def advance(
     if moved_to is not None:
         horizon = moved_to - overlap
         recent = [key for key in recent if _key_stamp(key) >= horizon]
-    return Checkpoint(updated_at=moved_to, recent=recent[-MAX_RECENT:])
+    return Checkpoint(
+        updated_at=moved_to,
+        recent=recent[-MAX_RECENT:],
+        blocked_by=blocked_by,
+        blocked_polls=blocked_polls,
+        parked=parked[-MAX_PARKED:],
+    )
+
+
+def newly_parked(before: Checkpoint, after: Checkpoint) -> list[str]:
+    """Updates the last poll set aside."""
+    earlier = set(before.parked)
+    return [key for key in after.parked if key not in earlier]
 
 
 def _stamp(threat: Threat) -> datetime:

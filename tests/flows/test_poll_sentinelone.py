@@ -116,3 +116,24 @@ class TestPollSentinelOne:
 
         with pytest.raises(SentinelOneNotConfiguredError, match="API_TOKEN"):
             poll()
+
+    def test_a_threat_that_keeps_failing_is_set_aside_and_polling_moves_on(
+        self, s1, configured, monkeypatch
+    ):
+        from flows.threat_to_ticket import ThreatHandlingError
+        from tasks._runtime import current_settings
+
+        touch(s1, "123456", 30)  # redacted site: only the fallback takes it
+        newest = touch(s1, MIMIKATZ_ID, 10)
+        monkeypatch.delenv("S1AT_MAPPING__FALLBACK_COMPANY_ID")
+        current_settings.cache_clear()
+        with pytest.raises(ThreatHandlingError, match="checkpoint stays before"):
+            poll(park_after_failures=2)
+
+        with pytest.raises(ThreatHandlingError, match="Set aside after failing") as e:
+            poll(park_after_failures=2)
+
+        assert "123456@" in str(e.value)
+        assert checkpoint().updated_at == newest
+        assert [t["externalID"] for t in configured.emulator.tickets] == [MIMIKATZ_ID]
+        assert poll(park_after_failures=2).new == 0
