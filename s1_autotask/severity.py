@@ -13,6 +13,9 @@ The matrix, first rule that applies wins:
 | suspicious (or true_positive verdict on a non-malicious threat)| medium   |
 | anything else (confidence n/a or missing)                      | low      |
 
+The furthest tactic is the ATT&CK analysis's: a tactic SentinelOne reported counts
+even when it gave no technique for it, since the tactic is what it observed.
+
 Then an incident resolved while the threat is not mitigated is capped at medium: the
 rows above may call it critical or high, but someone has already closed it, and what
 is left is to confirm that it was removed, not to contain an attack in progress.

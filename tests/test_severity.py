@@ -2,7 +2,9 @@
 
 import pytest
 
+from s1_autotask.attack import analyze_threat
 from s1_autotask.config import Severity
+from s1_autotask.sentinelone.models import Indicator, IndicatorTactic, Threat
 from s1_autotask.severity import assess_severity
 
 
@@ -100,3 +102,41 @@ class TestAssessSeverity:
     def test_reason_is_one_line(self):
         for kwargs in ({}, {"analyst_verdict": "false_positive"}):
             assert "\n" not in assess(**kwargs).reason
+
+
+class TestFurthestTacticFromAnalysis:
+    """The furthest-tactic row sees tactics SentinelOne reported without techniques."""
+
+    @staticmethod
+    def assess_threat(tactic_name):
+        threat = Threat(
+            id="1373834705420286869",
+            confidence_level="suspicious",
+            mitigation_status="not_mitigated",
+            indicators=[
+                Indicator(
+                    category="Lateral Movement",
+                    description="Remote service created",
+                    tactics=[IndicatorTactic(name=tactic_name, source="MITRE")],
+                )
+            ],
+        )
+        analysis = analyze_threat(threat)
+        return assess(
+            confidence_level=threat.confidence_level,
+            mitigation_status=threat.mitigation_status,
+            furthest_tactic=analysis.furthest_tactic,
+            furthest_tactic_reported=analysis.furthest_tactic_basis != "attack",
+        )
+
+    def test_lateral_movement_reported_without_a_technique_makes_it_high(self):
+        result = self.assess_threat("Lateral Movement")
+
+        assert result.severity == Severity.HIGH
+        assert result.reason == "suspicious, not mitigated, reached Lateral Movement"
+
+    def test_a_technique_name_given_as_a_tactic_leaves_it_medium(self):
+        result = self.assess_threat("System Service Discovery")
+
+        assert result.severity == Severity.MEDIUM
+        assert result.reason == "suspicious, not mitigated"

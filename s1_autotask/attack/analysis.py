@@ -10,11 +10,16 @@ but the tactic SentinelOne reported a technique under is what it observed. Each
 technique is therefore placed under one tactic: the earliest, in kill-chain order, of
 those SentinelOne reported it under, or else its earliest ATT&CK tactic. How far the
 attack got is judged from reported tactics alone whenever SentinelOne reported any.
+
+A tactic SentinelOne reported with no technique (or with none ATT&CK knows) is still
+what it observed: it is kept, shown and counted for how far the attack got. A name
+that is not an Enterprise tactic, such as a technique name given as a tactic, is not.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
 
@@ -72,7 +77,9 @@ class MitigationFinding(BaseModel):
 class AttackAnalysis(BaseModel):
     """Techniques, tactics and mitigations of one threat, in ATT&CK terms.
 
-    ``tactics`` are the tactics the techniques are shown under, in kill-chain order.
+    ``tactics`` are the tactics the ticket shows, in kill-chain order: those the
+    techniques are shown under and ``tactics_without_techniques``, the ones SentinelOne
+    reported without a technique that ATT&CK knows.
     ``furthest_tactic_basis`` says where the furthest tactic comes from: "reported"
     when SentinelOne reported it, "attack" when SentinelOne reported no tactic for any
     technique and ATT&CK's tactics of the techniques were used instead.
@@ -85,30 +92,56 @@ class AttackAnalysis(BaseModel):
     unknown_ids: list[str]
     invalid_ids: list[str]
     tactics: list[str]
+    tactics_without_techniques: list[str] = []
     furthest_tactic: str | None
     furthest_tactic_basis: TacticBasis | None = None
     furthest_tactic_techniques: list[str] = []
     mitigations: list[MitigationFinding]
     attack_version: str
 
+    def ranked_techniques(self) -> list[TechniqueFinding]:
+        """The techniques, most telling first, for a reader who sees only the top few.
+
+        Techniques SentinelOne reported under a tactic come first, then those it
+        reported without one, then inferred ones. Within each, the first technique of
+        every tactic in kill-chain order comes before the second of any: a short list
+        then spans every tactic reached instead of a few in depth.
+        """
+        rank = {tactic: index for index, tactic in enumerate(self.tactics)}
+        depth: Counter[tuple[int, str | None]] = Counter()
+        keys = []
+        for seen, finding in enumerate(self.techniques):
+            tier = 2 if finding.inferred else 0 if finding.reported_tactics else 1
+            group = (tier, finding.tactic)
+            tactic_rank = rank.get(finding.tactic or "", len(rank))
+            keys.append((tier, depth[group], tactic_rank, seen))
+            depth[group] += 1
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        return [self.techniques[index] for index in order]
+
 
 def analyze_techniques(
     reported_ids: Iterable[str],
     *,
     reported_tactics: Iterable[tuple[str, str]] = (),
+    bare_tactics: Iterable[str] = (),
     inferred: Iterable[tuple[str, str]] = (),
     data: AttackData | None = None,
 ) -> AttackAnalysis:
     """Analyse technique ids as reported, in the order first seen.
 
     ``reported_tactics`` holds (technique id, tactic name) pairs as SentinelOne
-    reported them; names that are not Enterprise tactics are ignored. ``inferred``
-    holds (technique id, why) pairs implied by the threat rather than reported; each
-    is added, marked as inferred, unless it was reported too.
+    reported them, and ``bare_tactics`` the tactic names it reported without any
+    technique; names that are not Enterprise tactics are ignored. ``inferred`` holds
+    (technique id, why) pairs implied by the threat rather than reported; each is
+    added, marked as inferred, unless it was reported too.
     """
     if data is None:
         data = get_attack_data()
     valid_ids, invalid_ids = _split_reported(reported_ids)
+    # Real exports repeat the same indicators hundreds of times: look each pair and
+    # name up once.
+    reported_tactics = list(dict.fromkeys(reported_tactics))
 
     resolved: dict[str, tuple[Technique, str]] = {}
     unknown_ids = []
@@ -134,16 +167,26 @@ def analyze_techniques(
                 )
             )
 
-    tactics = _in_kill_chain_order(
-        (finding.tactic for finding in findings if finding.tactic), data
+    without_techniques = _without_techniques(
+        dict.fromkeys([*(name for _, name in reported_tactics), *bare_tactics]),
+        findings,
+        data,
     )
-    furthest, basis, reaching = _furthest_tactic(findings, data)
+    tactics = _in_kill_chain_order(
+        [
+            *(finding.tactic for finding in findings if finding.tactic),
+            *without_techniques,
+        ],
+        data,
+    )
+    furthest, basis, reaching = _furthest_tactic(findings, without_techniques, data)
     techniques = [technique for technique, _ in resolved.values()]
     return AttackAnalysis(
         techniques=findings,
         unknown_ids=unknown_ids,
         invalid_ids=invalid_ids,
         tactics=tactics,
+        tactics_without_techniques=without_techniques,
         furthest_tactic=furthest,
         furthest_tactic_basis=basis,
         furthest_tactic_techniques=reaching,
@@ -164,9 +207,16 @@ def analyze_threat(threat: Threat, data: AttackData | None = None) -> AttackAnal
         if tactic.name
         for technique in tactic.techniques
     ]
+    bare_tactics = [
+        tactic.name
+        for indicator in threat.indicators
+        for tactic in indicator.tactics
+        if tactic.name and not tactic.techniques
+    ]
     return analyze_techniques(
         threat.technique_ids,
         reported_tactics=reported_tactics,
+        bare_tactics=bare_tactics,
         inferred=[(rule.technique_id, rule.why) for rule in rules],
         data=data,
     )
@@ -205,6 +255,17 @@ def _observed_tactics(
     }
 
 
+def _without_techniques(
+    names: Iterable[str], findings: list[TechniqueFinding], data: AttackData
+) -> list[str]:
+    """Reported Enterprise tactics that no reported technique was placed under."""
+    # A tactic whose techniques were all malformed or unknown ids counts here too:
+    # the tactic is still what SentinelOne observed.
+    placed = {tactic for finding in findings for tactic in finding.reported_tactics}
+    reported = _in_kill_chain_order(names, data)
+    return [tactic for tactic in reported if tactic not in placed]
+
+
 def _finding(
     technique: Technique,
     reported_id: str,
@@ -232,21 +293,24 @@ def _in_kill_chain_order(names: Iterable[str], data: AttackData) -> list[str]:
 
 
 def _furthest_tactic(
-    findings: list[TechniqueFinding], data: AttackData
+    findings: list[TechniqueFinding], without_techniques: list[str], data: AttackData
 ) -> tuple[str | None, TacticBasis | None, list[str]]:
     """The latest kill-chain tactic reached, where that comes from, and who reached it.
 
-    Reported tactics decide when there are any; ATT&CK lists nearly every persistence
-    technique under Privilege Escalation too, and taking every tactic it allows would
-    claim more than was observed. Without reported tactics, each technique counts
-    under the one tactic it is shown under, its earliest in ATT&CK.
+    Reported tactics decide when there are any, with or without a technique; ATT&CK
+    lists nearly every persistence technique under Privilege Escalation too, and
+    taking every tactic it allows would claim more than was observed. Without
+    reported tactics, each technique counts under the one tactic it is shown under,
+    its earliest in ATT&CK. No technique reaches a tactic reported without one.
     """
     basis: TacticBasis = "reported"
     reach = {finding.id: finding.reported_tactics for finding in findings}
-    if not any(reach.values()):
+    if not any(reach.values()) and not without_techniques:
         basis = "attack"
         reach = {finding.id: [finding.tactic] for finding in findings if finding.tactic}
-    reached = _in_kill_chain_order((t for ts in reach.values() for t in ts), data)
+    reached = _in_kill_chain_order(
+        [*(t for ts in reach.values() for t in ts), *without_techniques], data
+    )
     if not reached:
         return None, None, []
     furthest = reached[-1]

@@ -4,8 +4,12 @@ Autotask limits a ticket title to 255 characters and a description to 8,000, and
 rejects the whole ticket when either is longer. Most of what we print is
 attacker-controlled (threat names, paths, command lines, host names), so every such
 value is cleaned of control and formatting characters and bounded before it is placed.
-When the description does not fit, whole lines are dropped from the bottom up and a last
-line says what was left out.
+
+Sections that grow with the threat are bounded on their own, so that none crowds out
+the others: the ATT&CK section lists the most telling techniques and counts the rest,
+indicators and mitigations are capped. When the description still does not fit, whole
+lines are dropped from the bottom up, the Identifiers last, and a last line says what
+was left out.
 """
 
 from __future__ import annotations
@@ -26,6 +30,18 @@ TITLE_LIMIT = 255
 DESCRIPTION_LIMIT = 8000
 MAX_INDICATORS = 20
 MAX_INDICATOR_IDS = 20
+# Twenty-five techniques cover every tactic of a wide attack. The budget, in UTF-16
+# units for the whole ATT&CK section, lists fewer when their lines run long (each
+# reported under many tactics), and with the capped indicators and mitigations leaves
+# room for the summary and the identifiers.
+MAX_TECHNIQUES = 25
+ATTACK_BUDGET = 3600
+# Ids named on the line that counts the techniques left out, and per mitigation.
+MAX_MORE_TECHNIQUES = 15
+MAX_COVERED = 5
+# Given up last when the description does not fit: the identifiers are what an analyst
+# searches other tools by, and they and the summary are bounded by construction.
+_KEPT_LAST = frozenset({"Summary", "Identifiers"})
 
 
 def render_title(threat: Threat, *, limit: int = TITLE_LIMIT) -> str:
@@ -173,6 +189,11 @@ def _furthest(analysis: AttackAnalysis) -> str:
         return ""
     by_id = {finding.id: finding for finding in analysis.techniques}
     reaching = [by_id[tid] for tid in analysis.furthest_tactic_techniques]
+    if not reaching:
+        return (
+            f"Furthest ATT&CK tactic reached: {analysis.furthest_tactic} "
+            "(as SentinelOne reported, without a technique)"
+        )
     names = ", ".join(
         ("inferred " if finding.inferred else "") + f"{finding.id} {finding.name}"
         for finding in reaching[:3]
@@ -187,31 +208,78 @@ def _furthest(analysis: AttackAnalysis) -> str:
 
 
 def _attack(analysis: AttackAnalysis) -> list[str]:
+    ranked = analysis.ranked_techniques()
+    shown = min(len(ranked), MAX_TECHNIQUES)
+    lines = _attack_lines(analysis, ranked[:shown], ranked[shown:])
+    # Techniques are listed most telling first; over budget, the least telling one
+    # moves to the line that counts the rest, until the section fits.
+    while shown > 0 and utf16_len("\n".join(lines)) > ATTACK_BUDGET:
+        shown -= 1
+        lines = _attack_lines(analysis, ranked[:shown], ranked[shown:])
+    return lines
+
+
+def _attack_lines(
+    analysis: AttackAnalysis,
+    shown: list[TechniqueFinding],
+    left_out: list[TechniqueFinding],
+) -> list[str]:
     lines: list[str] = []
     reported = [finding for finding in analysis.techniques if not finding.inferred]
     if not reported and (analysis.unknown_ids or analysis.invalid_ids):
         lines.append(
             "None of the technique ids SentinelOne reported is an ATT&CK technique."
         )
-    elif not reported:
+    elif not reported and not analysis.tactics_without_techniques:
         lines.append(
             "SentinelOne reported no ATT&CK techniques for this threat "
             "(common for static and custom-rule detections)."
         )
     # Each technique once, under the tactic it was shown under by the analysis; its
     # other tactics are named on its line.
+    shown_ids = {finding.id for finding in shown}
+    bare = set(analysis.tactics_without_techniques)
     groups: list[str | None] = [*analysis.tactics, None]
     for tactic in groups:
-        members = [f for f in analysis.techniques if f.tactic == tactic]
+        members = [
+            f for f in analysis.techniques if f.tactic == tactic and f.id in shown_ids
+        ]
         if members:
-            lines.append(f"{tactic or 'No ATT&CK tactic'}:")
+            lines.append(_heading(tactic, bare))
             lines.extend(f"  - {_technique(finding)}" for finding in members)
+        elif tactic in bare:
+            lines.append(f"{tactic}: reported by SentinelOne without a technique")
+    if left_out:
+        lines.append(_left_out(analysis, left_out))
     if analysis.unknown_ids:
         ids = _listed(analysis.unknown_ids, quote=False)
         lines.append(f"Not in ATT&CK {analysis.attack_version}: {ids}")
     if analysis.invalid_ids:
         lines.append(f"Not technique ids, ignored: {_listed(analysis.invalid_ids)}")
     return lines
+
+
+def _left_out(analysis: AttackAnalysis, left_out: list[TechniqueFinding]) -> str:
+    """One bounded line naming the next most telling techniques and counting all."""
+    # Named in the order the section lists techniques, so the ids read as a list.
+    rank = {tactic: at for at, tactic in enumerate(analysis.tactics)}
+    named = sorted(
+        left_out[:MAX_MORE_TECHNIQUES],
+        key=lambda finding: rank.get(finding.tactic or "", len(rank)),
+    )
+    ids = ", ".join(finding.id for finding in named)
+    if len(left_out) > MAX_MORE_TECHNIQUES:
+        ids += ", …"
+    noun = "technique" if len(left_out) == 1 else "techniques"
+    return f"- and {len(left_out)} more {noun}: {ids} (see the SentinelOne console)"
+
+
+def _heading(tactic: str | None, bare: set[str]) -> str:
+    if tactic is None:
+        return "No ATT&CK tactic:"
+    if tactic in bare:
+        return f"{tactic} (also reported by SentinelOne without a technique):"
+    return f"{tactic}:"
 
 
 def _listed(values: list[str], *, quote: bool = True, shown: int = 10) -> str:
@@ -288,7 +356,7 @@ def _actions(threat: Threat, analysis: AttackAnalysis) -> list[str]:
     if threat.process_user:
         lines.append("- Review the activity of the user account involved.")
     for finding in analysis.mitigations:
-        covers = ", ".join(finding.covers)
+        covers = _listed(finding.covers, quote=False, shown=MAX_COVERED)
         lines.append(
             f"- ATT&CK {finding.id} {finding.name} (covers {covers}) {finding.url}"
         )
@@ -391,21 +459,44 @@ def _fit(lines: list[tuple[str, str]], limit: int) -> str:
     if utf16_len(text) <= limit:
         return text
 
-    kept = list(lines)
-    dropped: list[str] = []
-    while kept:
-        section, _ = kept.pop()
-        if section not in dropped:
-            dropped.append(section)
+    sections = list(dict.fromkeys(section for section, _ in lines))
+    # Bottom up, but the sections that grow with the threat go before the summary and
+    # the identifiers do.
+    order = sorted(
+        range(len(lines)), key=lambda index: (lines[index][0] in _KEPT_LAST, -index)
+    )
+    gone: set[int] = set()
+    dropped: set[str] = set()
+    for index in order:
+        if index in gone:
+            continue
+        section = lines[index][0]
+        gone.add(index)
+        dropped.add(section)
+        # A heading whose lines are all gone would announce a section that is not there.
+        gone.update(_empty_frame(lines, gone, section))
         note = (
             "[Shortened to fit Autotask: part of "
-            + ", ".join(reversed(dropped))
+            + ", ".join(section for section in sections if section in dropped)
             + " left out; see SentinelOne for the rest.]"
         )
-        text = "\n".join([*(line for _, line in kept), note])
+        kept = (line for at, (_, line) in enumerate(lines) if at not in gone)
+        text = "\n".join([*kept, note])
         if utf16_len(text) <= limit:
             return text
     return clip_utf16(text, limit)
+
+
+def _empty_frame(lines: list[tuple[str, str]], gone: set[int], name: str) -> list[int]:
+    """The heading and blank line of a section none of whose body is left."""
+    frame = [
+        at
+        for at, (section, line) in enumerate(lines)
+        if section == name and at not in gone
+    ]
+    if all(lines[at][1] == "" or lines[at][1] == f"== {name} ==" for at in frame):
+        return frame
+    return []
 
 
 def _pairs(*pairs: tuple[str, object]) -> str:

@@ -158,6 +158,105 @@ class TestTactics:
         assert analysis.attack_version == "18.1"
 
 
+class TestTacticsWithoutTechniques:
+    """A tactic SentinelOne reports without a technique still counts as reached."""
+
+    def test_a_bare_tactic_is_kept_and_is_the_furthest_reached(self) -> None:
+        """Lateral Movement reported alone: shown and furthest, reached by nothing."""
+        analysis = analyze_techniques([], bare_tactics=["lateral  movement"])
+
+        assert analysis.techniques == []
+        assert analysis.tactics == ["Lateral Movement"]
+        assert analysis.tactics_without_techniques == ["Lateral Movement"]
+        assert analysis.furthest_tactic == "Lateral Movement"
+        assert analysis.furthest_tactic_basis == "reported"
+        assert analysis.furthest_tactic_techniques == []
+
+    def test_a_bare_tactic_past_the_techniques_pushes_the_furthest_on(self) -> None:
+        """Initial Access with a technique, Impact without: Impact is furthest."""
+        analysis = analyze_techniques(
+            ["T1566.001"],
+            reported_tactics=[("T1566.001", "Initial Access")],
+            bare_tactics=["Impact", "Execution", "Impact"],
+        )
+
+        assert analysis.tactics == ["Initial Access", "Execution", "Impact"]
+        assert analysis.tactics_without_techniques == ["Execution", "Impact"]
+        assert analysis.furthest_tactic == "Impact"
+        assert analysis.furthest_tactic_techniques == []
+
+    def test_a_bare_tactic_outweighs_attack_tactics_of_unplaced_techniques(
+        self,
+    ) -> None:
+        """Reported tactics decide, so T1486's ATT&CK tactic Impact does not count."""
+        analysis = analyze_techniques(["T1486"], bare_tactics=["Discovery"])
+
+        assert analysis.techniques[0].tactic == "Impact"
+        assert analysis.tactics == ["Discovery", "Impact"]
+        assert analysis.furthest_tactic == "Discovery"
+        assert analysis.furthest_tactic_basis == "reported"
+
+    def test_a_tactic_also_reported_with_a_technique_is_not_bare(self) -> None:
+        """Lateral Movement reported once empty and once with T1021: not bare."""
+        analysis = analyze_techniques(
+            ["T1021"],
+            reported_tactics=[("T1021", "Lateral Movement")],
+            bare_tactics=["Lateral Movement"],
+        )
+
+        assert analysis.tactics_without_techniques == []
+        assert analysis.furthest_tactic_techniques == ["T1021"]
+
+    def test_a_tactic_whose_technique_ids_are_all_bad_counts_as_bare(self) -> None:
+        """Defense Evasion reported with '123' and T9999 only is still observed."""
+        analysis = analyze_techniques(
+            ["123", "T9999"],
+            reported_tactics=[("123", "Defense Evasion"), ("T9999", "Defense Evasion")],
+        )
+
+        assert analysis.tactics_without_techniques == ["Defense Evasion"]
+        assert analysis.furthest_tactic == "Defense Evasion"
+
+    def test_a_name_that_is_not_a_tactic_is_still_ignored(self) -> None:
+        """'System Service Discovery' without techniques reaches nothing."""
+        analysis = analyze_techniques([], bare_tactics=["System Service Discovery"])
+
+        assert analysis.tactics == []
+        assert analysis.tactics_without_techniques == []
+        assert analysis.furthest_tactic is None
+
+
+class TestRankedTechniques:
+    """Which techniques a reader who sees only a few should see first."""
+
+    def test_reported_tactics_then_attack_only_then_inferred(self) -> None:
+        """First seen matters less than how SentinelOne reported a technique."""
+        analysis = analyze_techniques(
+            ["T1082", "T1059"],
+            reported_tactics=[("T1059", "Execution")],
+            inferred=[("T1486", "ransomware encrypts files")],
+        )
+
+        ranked = [finding.id for finding in analysis.ranked_techniques()]
+        assert ranked == ["T1059", "T1082", "T1486"]
+
+    def test_one_technique_per_tactic_before_a_second_of_any(self) -> None:
+        """Three Execution techniques and one Impact: Impact comes second."""
+        analysis = analyze_techniques(
+            ["T1059", "T1203", "T1204.002", "T1486"],
+            reported_tactics=[
+                ("T1059", "Execution"),
+                ("T1203", "Execution"),
+                ("T1204.002", "Execution"),
+                ("T1486", "Impact"),
+            ],
+        )
+
+        ranked = [finding.id for finding in analysis.ranked_techniques()]
+        assert ranked == ["T1059", "T1486", "T1203", "T1204.002"]
+        assert sorted(ranked) == sorted(_finding_ids(analysis))
+
+
 class TestRevokedAndDeprecated:
     """Ids that older consoles still send."""
 
@@ -374,3 +473,23 @@ class TestAnalyzeThreat:
             "Privilege Escalation",
         ]
         assert analysis.techniques[1].tactic == "Defense Evasion"
+
+    def test_a_tactic_without_techniques_on_the_threat_is_reported(self) -> None:
+        """A tactic object with an empty technique list reaches its tactic."""
+        models = pytest.importorskip("s1_autotask.sentinelone.models")
+        threat = models.Threat(
+            id="1373834705420286869",
+            indicators=[
+                models.Indicator(
+                    tactics=[
+                        models.IndicatorTactic(name="Lateral Movement"),
+                        models.IndicatorTactic(name="System Service Discovery"),
+                    ]
+                )
+            ],
+        )
+
+        analysis = analyze_threat(threat)
+
+        assert analysis.tactics_without_techniques == ["Lateral Movement"]
+        assert analysis.furthest_tactic == "Lateral Movement"

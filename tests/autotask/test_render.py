@@ -6,9 +6,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from s1_autotask.attack import get_attack_data
 from s1_autotask.attack.analysis import analyze_threat
 from s1_autotask.autotask.render import (
+    ATTACK_BUDGET,
     DESCRIPTION_LIMIT,
+    MAX_MORE_TECHNIQUES,
+    MAX_TECHNIQUES,
     TITLE_LIMIT,
     clean,
     render_description,
@@ -16,8 +20,10 @@ from s1_autotask.autotask.render import (
 )
 from s1_autotask.mapping import CompanyMatch
 from s1_autotask.sentinelone.errors import ThreatPayloadError
+from s1_autotask.sentinelone.models import IndicatorTactic
 from s1_autotask.sentinelone.parse import parse_threats, parse_threats_json
 from s1_autotask.severity import assess_severity
+from s1_autotask.text import utf16_len
 from tests.conftest import SAMPLES
 
 SECTIONS = [
@@ -30,7 +36,13 @@ SECTIONS = [
 COMPANY = CompanyMatch(id=7, name="Example Site", match="exact", reason="same name")
 
 
-def render(threat, console_url="https://console.example.invalid"):
+def render(
+    threat,
+    console_url="https://console.example.invalid",
+    *,
+    company=COMPANY,
+    limit=DESCRIPTION_LIMIT,
+):
     analysis = analyze_threat(threat)
     severity = assess_severity(
         confidence_level=threat.confidence_level,
@@ -42,9 +54,35 @@ def render(threat, console_url="https://console.example.invalid"):
         furthest_tactic_reported=analysis.furthest_tactic_basis != "attack",
     )
     description = render_description(
-        threat, analysis, severity, COMPANY, console_url=console_url
+        threat, analysis, severity, company, console_url=console_url, limit=limit
     )
     return render_title(threat), description, severity
+
+
+def _identifiers_in_full(threat, **kwargs):
+    """The Identifiers section as it reads when nothing has to be left out."""
+    _, unbounded, _ = render(threat, limit=10**7, **kwargs)
+    return _section(unbounded, "Identifiers")
+
+
+def _longest(threat):
+    """The threat with every free-text field far longer than any line allows."""
+    text = "\U0001d54f\u202e" + "x" * 5000
+
+    def longer(model, **extra):
+        fields = {
+            name: text
+            for name, field in type(model).model_fields.items()
+            if field.annotation in (str, str | None) and name != "id"
+        }
+        return model.model_copy(update={**fields, **extra})
+
+    return longer(
+        threat,
+        engines=[text] * 100,
+        endpoint=longer(threat.endpoint),
+        scope=longer(threat.scope),
+    )
 
 
 def sample(fragment):
@@ -55,7 +93,11 @@ def sample(fragment):
 def _section(description, name):
     """The lines of one description section, without its heading or blank lines."""
     body = description.split(f"== {name} ==\n", 1)[1].split("\n== ", 1)[0]
-    return [line for line in body.splitlines() if line]
+    return [
+        line
+        for line in body.splitlines()
+        if line and not line.startswith("[Shortened to fit Autotask")
+    ]
 
 
 def _tactic_of_each_technique(attack_lines):
@@ -69,7 +111,10 @@ def _tactic_of_each_technique(attack_lines):
 
 
 def _with_techniques(threat, pairs):
-    """The threat with one indicator reporting each (tactic, technique) pair."""
+    """The threat with one indicator reporting each (tactic, technique) pair.
+
+    A technique of None reports the tactic with an empty technique list.
+    """
     indicator = threat.indicators[0]
     tactic = indicator.tactics[0]
     technique = tactic.techniques[0]
@@ -77,7 +122,9 @@ def _with_techniques(threat, pairs):
         tactic.model_copy(
             update={
                 "name": tactic_name,
-                "techniques": [technique.model_copy(update={"name": technique_id})],
+                "techniques": []
+                if technique_id is None
+                else [technique.model_copy(update={"name": technique_id})],
             }
         )
         for tactic_name, technique_id in pairs
@@ -85,6 +132,58 @@ def _with_techniques(threat, pairs):
     return threat.model_copy(
         update={"indicators": [indicator.model_copy(update={"tactics": tactics})]}
     )
+
+
+def _with_bare_tactic(threat, name):
+    """The threat with a tactic of this name, without techniques, on an indicator."""
+    indicator = threat.indicators[0]
+    bare = IndicatorTactic(name=name, source="MITRE", techniques=[])
+    tactics = [*indicator.tactics, bare]
+    indicators = [indicator.model_copy(update={"tactics": tactics})]
+    return threat.model_copy(
+        update={"indicators": [*indicators, *threat.indicators[1:]]}
+    )
+
+
+def _reported_as_in_attack(count):
+    """``count`` (tactic, technique id) pairs, each id under its earliest tactic.
+
+    Real ATT&CK techniques come first, in id order; past the ~700 that ATT&CK has,
+    well-formed ids it does not know make up the number.
+    """
+    data = get_attack_data()
+    pairs = {}
+    for number in range(1001, 1700):
+        for technique_id in (
+            f"T{number}",
+            *(f"T{number}.{sub:03}" for sub in range(1, 20)),
+        ):
+            technique = data.resolve(technique_id)
+            if technique is None or technique.id in pairs or not technique.tactics:
+                continue
+            tactic = data.order_tactics(technique.tactics)[0]
+            pairs[technique.id] = tactic.name
+    real = [(tactic, technique_id) for technique_id, tactic in pairs.items()]
+    unknown = [
+        ("Impact", f"T{9000 + n // 1000}.{n % 1000:03}")
+        for n in range(max(count - len(real), 0))
+    ]
+    return (real + unknown)[:count]
+
+
+def _with_indicators(threat, count, length=200):
+    """The threat with ``count`` distinct indicators of ``length``-character text."""
+    indicator = threat.indicators[0]
+    indicators = [
+        indicator.model_copy(
+            update={
+                "description": f"behaviour {n} ".ljust(length, "x"),
+                "tactics": [],
+            }
+        )
+        for n in range(count)
+    ]
+    return threat.model_copy(update={"indicators": [*threat.indicators, *indicators]})
 
 
 # What an analyst must read in each sample's ticket: title parts, severity and its
@@ -401,6 +500,234 @@ class TestRenderSamples:
         assert link in description
 
 
+class TestTacticsWithoutTechniques:
+    """A tactic SentinelOne reports without a technique is still what it observed."""
+
+    def test_reported_tactic_is_shown_counted_and_raises_the_severity(self):
+        threat = _with_bare_tactic(
+            sample("suspicious-not-mitigated"), "Lateral Movement"
+        )
+
+        _, description, assessment = render(threat)
+
+        assert _section(description, "MITRE ATT&CK") == [
+            "Lateral Movement: reported by SentinelOne without a technique"
+        ]
+        assert (
+            "Furthest ATT&CK tactic reached: Lateral Movement "
+            "(as SentinelOne reported, without a technique)"
+        ) in description.splitlines()
+        assert assessment.severity.value == "high"
+        assert (
+            assessment.reason == "suspicious, not mitigated, reached Lateral Movement"
+        )
+
+    def test_a_technique_name_given_as_a_tactic_is_still_ignored(self):
+        threat = _with_bare_tactic(
+            sample("suspicious-not-mitigated"), "System Service Discovery"
+        )
+
+        _, description, assessment = render(threat)
+
+        assert _section(description, "MITRE ATT&CK") == [
+            "SentinelOne reported no ATT&CK techniques for this threat "
+            "(common for static and custom-rule detections)."
+        ]
+        assert "Furthest ATT&CK tactic" not in description
+        assert assessment.reason == "suspicious, not mitigated"
+
+    def test_it_sits_in_kill_chain_order_among_the_techniques(self):
+        threat = _with_techniques(
+            sample("mitre-mitigated"),
+            [
+                ("Lateral Movement", None),
+                ("Execution", "T1059"),
+                ("Reconnaissance", None),
+                ("Initial Access", "T1566.001"),
+            ],
+        )
+
+        _, description, _ = render(threat)
+
+        assert _section(description, "MITRE ATT&CK") == [
+            "Reconnaissance: reported by SentinelOne without a technique",
+            "Initial Access:",
+            "  - T1566.001 Phishing: Spearphishing Attachment "
+            "https://attack.mitre.org/techniques/T1566/001/",
+            "Execution:",
+            "  - T1059 Command and Scripting Interpreter "
+            "https://attack.mitre.org/techniques/T1059/",
+            "Lateral Movement: reported by SentinelOne without a technique",
+        ]
+        assert "Furthest ATT&CK tactic reached: Lateral Movement (" in description
+
+    def test_a_technique_placed_by_attack_under_it_keeps_the_report_visible(self):
+        # T1486 comes with no real tactic, so ATT&CK places it under Impact, which
+        # SentinelOne also reported on its own.
+        threat = _with_techniques(
+            sample("mitre-mitigated"),
+            [("System Service Discovery", "T1486"), ("Impact", None)],
+        )
+
+        _, description, _ = render(threat)
+
+        assert _section(description, "MITRE ATT&CK") == [
+            "Impact (also reported by SentinelOne without a technique):",
+            "  - T1486 Data Encrypted for Impact "
+            "https://attack.mitre.org/techniques/T1486/",
+        ]
+        assert (
+            "Furthest ATT&CK tactic reached: Impact "
+            "(as SentinelOne reported, without a technique)"
+        ) in description.splitlines()
+
+    def test_a_tactic_whose_only_technique_id_is_malformed_is_kept(self):
+        # The sample reports Defense Evasion with the placeholder technique "123".
+        _, description, _ = render(sample("custom-rule-fileless"))
+
+        assert _section(description, "MITRE ATT&CK") == [
+            "None of the technique ids SentinelOne reported is an ATT&CK technique.",
+            "Defense Evasion: reported by SentinelOne without a technique",
+            "Not technique ids, ignored: '123'",
+        ]
+
+
+class TestSectionBounds:
+    """No section crowds out the others, however many techniques or indicators."""
+
+    @pytest.mark.parametrize("count", [10, 60, 500, 10_000])
+    def test_identifiers_survive_any_number_of_techniques(self, count):
+        threat = _with_techniques(
+            sample("mitre-mitigated"), _reported_as_in_attack(count)
+        )
+
+        _, description, _ = render(threat)
+
+        assert len(description) <= DESCRIPTION_LIMIT
+        assert _section(description, "Identifiers") == _identifiers_in_full(threat)
+        # The section's own bound keeps it short, not the last-resort cut.
+        assert "[Shortened" not in description
+        assert [s for s in SECTIONS if s in description] == SECTIONS
+        attack = _section(description, "MITRE ATT&CK")
+        listed = [line for line in attack if line.startswith("  - ")]
+        assert len(listed) == min(count, MAX_TECHNIQUES)
+
+    @pytest.mark.parametrize("count", [60, 500, 10_000])
+    def test_techniques_past_the_cap_are_counted_on_one_bounded_line(self, count):
+        threat = _with_techniques(
+            sample("mitre-mitigated"), _reported_as_in_attack(count)
+        )
+        analysis = analyze_threat(threat)
+
+        _, description, _ = render(threat)
+
+        attack = _section(description, "MITRE ATT&CK")
+        more = [line for line in attack if line.startswith("- and ")]
+        hidden = len(analysis.techniques) - MAX_TECHNIQUES
+        assert len(more) == 1
+        assert more[0].startswith(f"- and {hidden} more techniques: T")
+        assert more[0].endswith(", … (see the SentinelOne console)")
+        assert more[0].count(", ") == MAX_MORE_TECHNIQUES
+        assert len(more[0]) < 250
+
+    def test_long_technique_lines_list_fewer_within_the_section_budget(self):
+        # Each technique reported under every tactic: every line names thirteen more.
+        data = get_attack_data()
+        pairs = [
+            (tactic.name, technique_id)
+            for _, technique_id in _reported_as_in_attack(60)
+            for tactic in data.tactics
+        ]
+        threat = _with_techniques(sample("mitre-mitigated"), pairs)
+
+        _, description, _ = render(threat)
+
+        attack = _section(description, "MITRE ATT&CK")
+        listed = [line for line in attack if line.startswith("  - ")]
+        assert utf16_len("\n".join(attack)) <= ATTACK_BUDGET
+        assert 0 < len(listed) < MAX_TECHNIQUES
+        assert attack[-1].startswith(f"- and {60 - len(listed)} more techniques: ")
+        assert "[Shortened" not in description
+
+    def test_shown_techniques_span_every_tactic_in_kill_chain_order(self):
+        pairs = _reported_as_in_attack(600)[::10]
+        threat = _with_techniques(sample("mitre-mitigated"), pairs)
+        analysis = analyze_threat(threat)
+
+        _, description, _ = render(threat)
+
+        headings = [
+            line[:-1]
+            for line in _section(description, "MITRE ATT&CK")
+            if line.endswith(":")
+        ]
+        assert len(pairs) == 60
+        assert headings == analysis.tactics
+        assert len(headings) >= 10
+
+    def test_techniques_reported_under_a_tactic_come_before_attack_only_ones(self):
+        # The first fifty are reported under a name that is no tactic, so only
+        # ATT&CK places them; the last ten SentinelOne reported under their tactic.
+        pairs = _reported_as_in_attack(60)
+        attack_only = [("System Service Discovery", tid) for _, tid in pairs[:50]]
+        threat = _with_techniques(sample("mitre-mitigated"), attack_only + pairs[50:])
+
+        _, description, _ = render(threat)
+
+        under = _tactic_of_each_technique(_section(description, "MITRE ATT&CK"))
+        assert len(under) == MAX_TECHNIQUES
+        assert {tid for _, tid in pairs[50:]} <= under.keys()
+
+    def test_mitigations_name_a_few_of_the_techniques_they_cover(self):
+        threat = _with_techniques(
+            sample("mitre-mitigated"), _reported_as_in_attack(500)
+        )
+
+        _, description, _ = render(threat)
+
+        shown = [
+            line
+            for line in _section(description, "Recommended actions")
+            if line.startswith("- ATT&CK M")
+        ]
+        assert shown
+        assert all(" more) https://attack.mitre.org/" in line for line in shown)
+        assert all(len(line) < 250 for line in shown)
+
+    def test_identifiers_survive_ten_thousand_indicators(self):
+        threat = _with_indicators(sample("mitre-mitigated"), 10_000)
+
+        _, description, _ = render(threat)
+
+        assert len(description) <= DESCRIPTION_LIMIT
+        assert _section(description, "Identifiers") == _identifiers_in_full(threat)
+        indicators = _section(description, "Indicators")
+        assert indicators
+        assert indicators[-1].endswith("more indicators in the SentinelOne console")
+
+    def test_identifiers_survive_a_threat_with_every_field_at_its_longest(self):
+        threat = _longest(
+            _with_indicators(
+                _with_techniques(
+                    sample("mitre-mitigated"), _reported_as_in_attack(10_000)
+                ),
+                10_000,
+            )
+        )
+        company = CompanyMatch(id=7, name="n" * 5000, match="fuzzy", reason="r" * 5000)
+
+        _, description, _ = render(threat, company=company)
+
+        assert len(description) <= DESCRIPTION_LIMIT
+        identifiers = _identifiers_in_full(threat, company=company)
+        assert identifiers[0] == "Threat id: 1373834705420286869"
+        assert _section(description, "Identifiers") == identifiers
+        assert "== Summary ==" in description
+        note = description.splitlines()[-1]
+        assert note.startswith("[Shortened to fit Autotask")
+        assert "Identifiers" not in note
+
+
 class TestFitting:
     """Text that does not fit is shortened from the bottom, by whole lines."""
 
@@ -422,10 +749,38 @@ class TestFitting:
         assert len(short) <= 1500
         assert short.startswith("== Summary ==")
         note = short.splitlines()[-1]
-        assert note.startswith("[Shortened to fit Autotask")
-        assert "Identifiers" in note
+        assert note == (
+            "[Shortened to fit Autotask: part of MITRE ATT&CK, Recommended actions, "
+            "Indicators left out; see SentinelOne for the rest.]"
+        )
         kept = short.splitlines()[:-1]
         assert all(line in full.splitlines() for line in kept)
+        # The sections that grow with the threat give way first; the identifiers
+        # an analyst searches by are kept whole.
+        assert _section(short, "Identifiers") == _section(full, "Identifiers")
+        assert "== Indicators ==" not in short
+
+    def test_identifiers_go_too_when_nothing_else_is_left_to_cut(self):
+        threat = sample("mitre-mitigated")
+        analysis = analyze_threat(threat)
+        severity = assess_severity(
+            confidence_level="suspicious",
+            mitigation_status="mitigated",
+            incident_status=None,
+            analyst_verdict=None,
+            classification=None,
+            furthest_tactic=None,
+        )
+
+        short = render_description(threat, analysis, severity, COMPANY, limit=700)
+
+        assert len(short) <= 700
+        assert short.startswith("== Summary ==")
+        assert "== Identifiers ==" not in short
+        assert short.splitlines()[-1] == (
+            "[Shortened to fit Autotask: part of Summary, MITRE ATT&CK, Recommended "
+            "actions, Indicators, Identifiers left out; see SentinelOne for the rest.]"
+        )
 
     def test_clean_removes_controls_bidi_and_bounds_length(self):
         hostile = "evil\x1b[31m\u202eexe.txt\x00\r\nnext\ud800line" + "x" * 500
@@ -441,6 +796,10 @@ HOSTILE_TEXT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=()), max_size=3000
 ) | st.sampled_from(["", "\x00\x1b[2J\u202e", "\n" * 50, "|`*#" * 200])
 OPTIONAL = st.none() | HOSTILE_TEXT
+# Real tactics, and a technique name a vendor sample gives as a tactic.
+TACTIC_NAME = st.sampled_from(
+    ["Lateral Movement", "Impact", "Execution", "System Service Discovery"]
+)
 TECHNIQUE = st.from_regex(r"T\d{4}(\.\d{3})?", fullmatch=True) | HOSTILE_TEXT
 
 
@@ -449,7 +808,7 @@ def raw_threats(draw):
     """A v2.1 threat with hostile values wherever SentinelOne sends free text."""
     tactics = [
         {
-            "name": draw(OPTIONAL),
+            "name": draw(OPTIONAL | TACTIC_NAME),
             "source": "MITRE",
             "techniques": [
                 {"name": draw(TECHNIQUE), "link": None}
@@ -520,6 +879,9 @@ class TestRenderProperties:
 
         assert 0 < len(title) <= TITLE_LIMIT
         assert len(description) <= DESCRIPTION_LIMIT
+        assert _section(description, "Identifiers") == _identifiers_in_full(threat)
+        attack = _section(description, "MITRE ATT&CK")
+        assert utf16_len("\n".join(attack)) <= ATTACK_BUDGET
         for text in (title, description):
             text.encode("utf-8")
             assert not any(
