@@ -16,11 +16,10 @@ from prefect.variables import Variable
 from pydantic import BaseModel, Field
 
 from flows.threat_to_ticket import ThreatHandlingError, ticket_threats
-from s1_autotask.outcome import TicketOutcome
+from s1_autotask.outcome import ThreatFailure, TicketOutcome
 from s1_autotask.sentinelone.polling import (
     MAX_RECENT,
     Checkpoint,
-    UnreadableThreat,
     advance,
     newly_parked,
     select_unseen,
@@ -43,16 +42,16 @@ class PollSummary(BaseModel):
 
 
 def _failure_message(
-    failures: list[str],
+    failures: list[ThreatFailure],
     handled: int,
-    unreadable: list[UnreadableThreat],
+    unreadable: list[ThreatFailure],
     parked: list[str],
 ) -> str:
     parts = []
     if failures:
         parts.append(
             f"{len(failures)} of {handled} threat(s) got no ticket: "
-            + "; ".join(failures)
+            + "; ".join(map(str, failures))
         )
     if parked:
         parts.append(
@@ -122,7 +121,7 @@ async def poll_sentinelone(
 
     if failures or unreadable:
         message = _failure_message(failures, len(todo), unreadable, parked)
-        raise ThreatHandlingError(message, outcomes)
+        raise ThreatHandlingError(message, outcomes, [*failures, *unreadable])
     return PollSummary(
         since=since,
         fetched=len(fetched),

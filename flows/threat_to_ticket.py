@@ -27,6 +27,7 @@ from s1_autotask.outcome import (
     Action,
     CompanySummary,
     TechniqueSummary,
+    ThreatFailure,
     TicketOutcome,
 )
 from s1_autotask.sentinelone.intake import merge_ids
@@ -45,17 +46,23 @@ from tasks.threat import analyze_attack, build_ticket, extract_threat, pick_comp
 class ThreatHandlingError(RuntimeError):
     """One or more threats of a run got no ticket; the message lists each and why.
 
-    ``outcomes`` holds what happened to the threats that did get their ticket, so a
-    caller can still report them.
+    ``outcomes`` holds what happened to the threats that did get their ticket, and
+    ``failures`` each threat that did not, so a caller can report both.
     """
 
-    def __init__(self, message: str, outcomes: Sequence[TicketOutcome] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        outcomes: Sequence[TicketOutcome] = (),
+        failures: Sequence[ThreatFailure] = (),
+    ) -> None:
         super().__init__(message)
         self.outcomes = list(outcomes)
+        self.failures = list(failures)
 
     def __reduce__(self) -> tuple[object, ...]:
-        # Prefect pickles a flow's exception; keep the outcomes across the trip.
-        return (type(self), (str(self), self.outcomes))
+        # Prefect pickles a flow's exception; keep what it carries across the trip.
+        return (type(self), (str(self), self.outcomes, self.failures))
 
 
 @flow(name="threat-to-ticket")
@@ -81,9 +88,9 @@ async def threat_to_ticket(
     if failures:
         msg = (
             f"{len(failures)} of {len(threats)} threat(s) got no ticket: "
-            + "; ".join(failures)
+            + "; ".join(map(str, failures))
         )
-        raise ThreatHandlingError(msg, outcomes)
+        raise ThreatHandlingError(msg, outcomes, failures)
     return outcomes
 
 
@@ -103,7 +110,7 @@ async def gather_threats(payload: Any, threat_ids: list[str]) -> list[Threat]:
 
 async def ticket_threats(
     threats: list[Threat], *, dry_run: bool
-) -> tuple[list[TicketOutcome], list[str]]:
+) -> tuple[list[TicketOutcome], list[ThreatFailure]]:
     """Give each threat its ticket: the outcomes, and a reason per threat that failed.
 
     The concurrency limit and the cached reference data are only set up when there
@@ -119,7 +126,7 @@ async def ticket_threats(
 
     results = await handle_threats(threats, companies, ticket_fields, dry_run=dry_run)
     outcomes = [r for r in results if isinstance(r, TicketOutcome)]
-    failures = [r for r in results if isinstance(r, str)]
+    failures = [r for r in results if isinstance(r, ThreatFailure)]
     return outcomes, failures
 
 
@@ -146,7 +153,7 @@ async def handle_threats(
     ticket_fields: list[dict[str, Any]],
     *,
     dry_run: bool,
-) -> list[TicketOutcome | str]:
+) -> list[TicketOutcome | ThreatFailure]:
     """Handle threats a few at a time; a failure is a one-line reason, in order.
 
     The same threat twice in one batch is handled once, as its latest update, so
@@ -161,14 +168,14 @@ async def handle_threats(
     # for a slot, and Prefect hands a waiting slot out seconds late.
     gate = asyncio.Semaphore(current_settings().concurrency_slots)
 
-    async def one(threat: Threat) -> TicketOutcome | str:
+    async def one(threat: Threat) -> TicketOutcome | ThreatFailure:
         async with gate:
             try:
                 return await _handle(threat, companies, ticket_fields, dry_run=dry_run)
             except (AutotaskError, CompanyMappingError, ValueError) as exc:
                 # The message is the whole story; the traceback is on the task run.
                 get_run_logger().error("Threat %s got no ticket: %s", threat.id, exc)
-                return f"threat {threat.id}: {exc}"
+                return ThreatFailure(threat_id=threat.id, reason=str(exc))
 
     return list(await asyncio.gather(*(one(t) for t in latest.values())))
 

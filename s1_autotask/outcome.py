@@ -63,3 +63,19 @@ class TicketOutcome(BaseModel):
             "priority": self.priority,
             "techniques": [t.model_dump() for t in self.techniques],
         }
+
+
+class ThreatFailure(BaseModel):
+    """A threat that got no ticket, and why, in one sentence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    threat_id: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"threat {self.threat_id or '(no id)'}: {self.reason}"
+
+    def cli_json(self) -> dict[str, Any]:
+        """The ``--json`` entry of a threat that failed."""
+        return {"threat_id": self.threat_id, "action": "failed", "error": self.reason}

@@ -8,6 +8,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from s1_autotask.config import SentinelOneSettings
+from s1_autotask.outcome import ThreatFailure
 from s1_autotask.sentinelone.client import SentinelOneClient
 from s1_autotask.sentinelone.errors import (
     ThreatNotFoundError,
@@ -16,7 +17,6 @@ from s1_autotask.sentinelone.errors import (
 )
 from s1_autotask.sentinelone.models import Threat
 from s1_autotask.sentinelone.parse import parse_threats
-from s1_autotask.sentinelone.polling import UnreadableThreat
 from tasks._runtime import RETRY_DELAYS, current_settings, retry_condition
 
 
@@ -57,21 +57,21 @@ async def fetch_threats(threat_ids: list[str]) -> list[Threat]:
 @task(name="fetch_updated_threats", **_RETRIED)
 async def fetch_updated_threats(
     since: datetime, max_threats: int
-) -> tuple[list[Threat], list[UnreadableThreat]]:
+) -> tuple[list[Threat], list[ThreatFailure]]:
     """Threats updated at or after ``since``, oldest update first, and any unreadable.
 
     One malformed threat must not hide the others, so each is read on its own.
     """
     logger = get_run_logger()
     threats: list[Threat] = []
-    unreadable: list[UnreadableThreat] = []
+    unreadable: list[ThreatFailure] = []
     async with SentinelOneClient.from_settings(config(), why="Polling") as client:
         async for raw in client.iter_raw_threats(updated_since=since):
             try:
                 threats += parse_threats(raw)
             except ThreatPayloadError as exc:
                 unreadable.append(
-                    UnreadableThreat(threat_id=exc.threat_id, reason=str(exc))
+                    ThreatFailure(threat_id=exc.threat_id, reason=str(exc))
                 )
             if len(threats) + len(unreadable) >= max_threats:
                 break

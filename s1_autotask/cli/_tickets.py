@@ -34,7 +34,7 @@ from s1_autotask.sentinelone.parse import load_json
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from s1_autotask.outcome import TicketOutcome
+    from s1_autotask.outcome import ThreatFailure, TicketOutcome
 
 # Credentials the bundled emulator accepts in the demo; they guard nothing real.
 DEMO_USERNAME = "api-user@example.com"
@@ -184,12 +184,19 @@ async def run_jobs(
 
 
 def report(results: list[Result], *, as_json: bool, show_tickets: bool) -> int:
-    """Print the results; the exit code is 0 only when every threat got its ticket."""
+    """Print the results; the exit code is 0 only when every threat got its ticket.
+
+    A run that failed as a whole (an unreadable payload, SentinelOne not configured)
+    is one failure naming the job; a run where some threats failed reports both the
+    tickets it made and each threat that got none.
+    """
     outcomes = [o for _, r in results for o in _outcomes_of(r)]
     failures = [(job, r) for job, r in results if isinstance(r, BaseException)]
 
     if as_json:
-        typer.echo(json.dumps([o.cli_json() for o in outcomes], indent=2))
+        entries = [o.cli_json() for o in outcomes]
+        entries += [entry for job, exc in failures for entry in _failed_json(job, exc)]
+        typer.echo(json.dumps(entries, indent=2))
     else:
         for outcome in outcomes:
             typer.echo(_line(outcome))
@@ -205,6 +212,15 @@ def _outcomes_of(result: list[TicketOutcome] | BaseException) -> list[TicketOutc
     if isinstance(result, BaseException):
         return list(getattr(result, "outcomes", []))
     return result
+
+
+def _failed_json(job: Job, exc: BaseException) -> list[dict[str, Any]]:
+    failed: list[ThreatFailure] = list(getattr(exc, "failures", []))
+    if failed:
+        return [f.cli_json() for f in failed]
+    return [
+        {"threat_id": None, "action": "failed", "error": str(exc), "job": job.label}
+    ]
 
 
 def _line(outcome: TicketOutcome) -> str:

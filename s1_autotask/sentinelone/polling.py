@@ -34,13 +34,6 @@ MAX_RECENT = 90
 MAX_PARKED = 20
 
 
-class UnreadableThreat(BaseModel):
-    """A threat the API returned that could not be read, and why."""
-
-    threat_id: str | None
-    reason: str
-
-
 class Checkpoint(BaseModel):
     """Where polling resumes, and the updates already handled near that point."""
 

@@ -65,6 +65,28 @@ class TestRun:
         assert "threat 9000000000000000001" in result.stderr
         assert [t["externalID"] for t in configured.emulator.tickets] == [MITRE_ID]
 
+    def test_json_lists_each_failed_threat_beside_the_tickets_made(
+        self, configured, tmp_path, monkeypatch
+    ):
+        from tasks._runtime import current_settings
+
+        monkeypatch.delenv("S1AT_MAPPING__FALLBACK_COMPANY_ID")
+        current_settings.cache_clear()
+        lost = threat(id="9000000000000000001")
+        lost["agentRealtimeInfo"]["siteName"] = "Nowhere Ltd"
+        lost["agentRealtimeInfo"]["siteId"] = "1"
+        lost["threatInfo"]["threatId"] = "9000000000000000001"
+        path = write(tmp_path, {"data": [lost, threat()]})
+
+        result = invoke("run", path, "--json")
+
+        assert result.exit_code == 1
+        created, failed = json.loads(result.stdout)
+        assert (created["action"], created["threat_id"]) == ("created", MITRE_ID)
+        assert failed["action"] == "failed"
+        assert failed["threat_id"] == "9000000000000000001"
+        assert "Nowhere Ltd" in failed["error"]
+
     def test_a_payload_too_large_for_one_flow_run_is_run_in_parts(
         self, configured, tmp_path
     ):
