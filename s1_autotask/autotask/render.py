@@ -18,10 +18,15 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from s1_autotask.autotask._attack_section import (
+    attack_section,
+    furthest_line,
+    listed,
+)
 from s1_autotask.text import clean, clip_utf16, utf16_len
 
 if TYPE_CHECKING:
-    from s1_autotask.attack.analysis import AttackAnalysis, TechniqueFinding
+    from s1_autotask.attack.analysis import AttackAnalysis
     from s1_autotask.mapping import CompanyMatch
     from s1_autotask.sentinelone.models import Threat
     from s1_autotask.severity import SeverityAssessment
@@ -30,14 +35,7 @@ TITLE_LIMIT = 255
 DESCRIPTION_LIMIT = 8000
 MAX_INDICATORS = 20
 MAX_INDICATOR_IDS = 20
-# Twenty-five techniques cover every tactic of a wide attack. The budget, in UTF-16
-# units for the whole ATT&CK section, lists fewer when their lines run long (each
-# reported under many tactics), and with the capped indicators and mitigations leaves
-# room for the summary and the identifiers.
-MAX_TECHNIQUES = 25
-ATTACK_BUDGET = 3600
-# Ids named on the line that counts the techniques left out, and per mitigation.
-MAX_MORE_TECHNIQUES = 15
+# Mitigation lines name at most this many of the techniques they cover.
 MAX_COVERED = 5
 # Given up last when the description does not fit: the identifiers are what an analyst
 # searches other tools by, and they and the summary are bounded by construction.
@@ -92,7 +90,7 @@ def render_description(
     """Summary, ATT&CK, recommended actions, indicators, identifiers; in that order."""
     sections = [
         ("Summary", _summary(threat, analysis, severity, company, console_url)),
-        ("MITRE ATT&CK", _attack(analysis)),
+        ("MITRE ATT&CK", attack_section(analysis)),
         ("Recommended actions", _actions(threat, analysis)),
         ("Indicators", _indicators(threat)),
         ("Identifiers", _identifiers(threat)),
@@ -127,7 +125,7 @@ def _summary(
         f"({clean(threat.classification, 40) or 'unclassified'})",
         f"Severity: {severity.severity.value.upper()}: {severity.reason}",
         _state(threat),
-        _furthest(analysis),
+        furthest_line(analysis),
         " | ".join(
             part
             for part in (
@@ -184,138 +182,6 @@ def _state(threat: Threat) -> str:
     return f"State: {'; '.join(facts)}." if facts else ""
 
 
-def _furthest(analysis: AttackAnalysis) -> str:
-    if analysis.furthest_tactic is None:
-        return ""
-    by_id = {finding.id: finding for finding in analysis.techniques}
-    reaching = [by_id[tid] for tid in analysis.furthest_tactic_techniques]
-    if not reaching:
-        return (
-            f"Furthest ATT&CK tactic reached: {analysis.furthest_tactic} "
-            "(as SentinelOne reported, without a technique)"
-        )
-    names = ", ".join(
-        ("inferred " if finding.inferred else "") + f"{finding.id} {finding.name}"
-        for finding in reaching[:3]
-    )
-    if len(reaching) > 3:
-        names += f" and {len(reaching) - 3} more"
-    if analysis.furthest_tactic_basis == "reported":
-        why = f"as SentinelOne reported for {names}"
-    else:
-        why = f"SentinelOne reported no tactic; ATT&CK's tactic for {names}"
-    return f"Furthest ATT&CK tactic reached: {analysis.furthest_tactic} ({why})"
-
-
-def _attack(analysis: AttackAnalysis) -> list[str]:
-    ranked = analysis.ranked_techniques()
-    shown = min(len(ranked), MAX_TECHNIQUES)
-    lines = _attack_lines(analysis, ranked[:shown], ranked[shown:])
-    # Techniques are listed most telling first; over budget, the least telling one
-    # moves to the line that counts the rest, until the section fits.
-    while shown > 0 and utf16_len("\n".join(lines)) > ATTACK_BUDGET:
-        shown -= 1
-        lines = _attack_lines(analysis, ranked[:shown], ranked[shown:])
-    return lines
-
-
-def _attack_lines(
-    analysis: AttackAnalysis,
-    shown: list[TechniqueFinding],
-    left_out: list[TechniqueFinding],
-) -> list[str]:
-    lines: list[str] = []
-    reported = [finding for finding in analysis.techniques if not finding.inferred]
-    if not reported and (analysis.unknown_ids or analysis.invalid_ids):
-        lines.append(
-            "None of the technique ids SentinelOne reported is an ATT&CK technique."
-        )
-    elif not reported and not analysis.tactics_without_techniques:
-        lines.append(
-            "SentinelOne reported no ATT&CK techniques for this threat "
-            "(common for static and custom-rule detections)."
-        )
-    # Each technique once, under the tactic it was shown under by the analysis; its
-    # other tactics are named on its line.
-    shown_ids = {finding.id for finding in shown}
-    bare = set(analysis.tactics_without_techniques)
-    groups: list[str | None] = [*analysis.tactics, None]
-    for tactic in groups:
-        members = [
-            f for f in analysis.techniques if f.tactic == tactic and f.id in shown_ids
-        ]
-        if members:
-            lines.append(_heading(tactic, bare))
-            lines.extend(f"  - {_technique(finding)}" for finding in members)
-        elif tactic in bare:
-            lines.append(f"{tactic}: reported by SentinelOne without a technique")
-    if left_out:
-        lines.append(_left_out(analysis, left_out))
-    if analysis.unknown_ids:
-        ids = _listed(analysis.unknown_ids, quote=False)
-        lines.append(f"Not in ATT&CK {analysis.attack_version}: {ids}")
-    if analysis.invalid_ids:
-        lines.append(f"Not technique ids, ignored: {_listed(analysis.invalid_ids)}")
-    return lines
-
-
-def _left_out(analysis: AttackAnalysis, left_out: list[TechniqueFinding]) -> str:
-    """One bounded line naming the next most telling techniques and counting all."""
-    # Named in the order the section lists techniques, so the ids read as a list.
-    rank = {tactic: at for at, tactic in enumerate(analysis.tactics)}
-    named = sorted(
-        left_out[:MAX_MORE_TECHNIQUES],
-        key=lambda finding: rank.get(finding.tactic or "", len(rank)),
-    )
-    ids = ", ".join(finding.id for finding in named)
-    if len(left_out) > MAX_MORE_TECHNIQUES:
-        ids += ", …"
-    noun = "technique" if len(left_out) == 1 else "techniques"
-    return f"- and {len(left_out)} more {noun}: {ids} (see the SentinelOne console)"
-
-
-def _heading(tactic: str | None, bare: set[str]) -> str:
-    if tactic is None:
-        return "No ATT&CK tactic:"
-    if tactic in bare:
-        return f"{tactic} (also reported by SentinelOne without a technique):"
-    return f"{tactic}:"
-
-
-def _listed(values: list[str], *, quote: bool = True, shown: int = 10) -> str:
-    """A short list for one line: the first few values, then how many more."""
-    items = [repr(clean(v, 20)) if quote else clean(v, 20) for v in values[:shown]]
-    more = len(values) - shown
-    return ", ".join(items) + (f" and {more} more" if more > 0 else "")
-
-
-def _technique(finding: TechniqueFinding) -> str:
-    text = f"{finding.id} {finding.name} {finding.url}"
-    also_reported = [t for t in finding.reported_tactics if t != finding.tactic]
-    also_attack = [
-        t
-        for t in finding.tactics
-        if t != finding.tactic and t not in finding.reported_tactics
-    ]
-    also = "; ".join(
-        part
-        for part in (
-            f"also reported as {', '.join(also_reported)}" if also_reported else "",
-            f"also {', '.join(also_attack)} in ATT&CK" if also_attack else "",
-        )
-        if part
-    )
-    if also:
-        text += f" ({also})"
-    if finding.reported_id != finding.id:
-        text += f" (reported as {finding.reported_id}, which ATT&CK replaced)"
-    if finding.deprecated:
-        text += " (deprecated in ATT&CK)"
-    if finding.inferred:
-        text += f" (inferred, not reported: {finding.inferred_because})"
-    return text
-
-
 def _actions(threat: Threat, analysis: AttackAnalysis) -> list[str]:
     mitigation = _lower(threat.mitigation_status)
     verdict = _lower(threat.analyst_verdict)
@@ -356,7 +222,7 @@ def _actions(threat: Threat, analysis: AttackAnalysis) -> list[str]:
     if threat.process_user:
         lines.append("- Review the activity of the user account involved.")
     for finding in analysis.mitigations:
-        covers = _listed(finding.covers, quote=False, shown=MAX_COVERED)
+        covers = listed(finding.covers, quote=False, shown=MAX_COVERED)
         lines.append(
             f"- ATT&CK {finding.id} {finding.name} (covers {covers}) {finding.url}"
         )
@@ -420,7 +286,7 @@ def _indicators(threat: Threat) -> list[str]:
             if threat.api_version == "2.0"
             else "Indicator ids without a description"
         )
-        ids = _listed([str(i) for i in bare_ids], quote=False, shown=MAX_INDICATOR_IDS)
+        ids = listed([str(i) for i in bare_ids], quote=False, shown=MAX_INDICATOR_IDS)
         lines.append(f"{label}: {ids}")
     return lines or ["SentinelOne reported no indicators."]
 

@@ -8,11 +8,13 @@ from hypothesis import strategies as st
 
 from s1_autotask.attack import get_attack_data
 from s1_autotask.attack.analysis import analyze_threat
-from s1_autotask.autotask.render import (
+from s1_autotask.autotask._attack_section import (
     ATTACK_BUDGET,
-    DESCRIPTION_LIMIT,
     MAX_MORE_TECHNIQUES,
     MAX_TECHNIQUES,
+)
+from s1_autotask.autotask.render import (
+    DESCRIPTION_LIMIT,
     TITLE_LIMIT,
     clean,
     render_description,
