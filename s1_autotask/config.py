@@ -111,7 +111,16 @@ class AutotaskSettings(_Section):
         default=DEFAULT_ZONE_URL, description="Zone discovery endpoint (no auth)."
     )
     timeout_seconds: float = Field(
-        default=30.0, ge=1.0, le=300.0, description="Timeout of one HTTP request."
+        default=30.0, ge=0.5, le=300.0, description="Timeout of one HTTP request."
+    )
+    request_retries: int = Field(
+        default=4,
+        ge=0,
+        le=10,
+        description=(
+            "Repeats of a request that failed in passing, when repeating it cannot "
+            "do anything twice (a read, or a write Autotask surely refused)."
+        ),
     )
 
     def missing(self) -> list[str]:
@@ -155,6 +164,30 @@ class TicketSettings(_Section):
     ticket_category: str | None = Field(
         default=None, description="Ticket category label; empty for the default."
     )
+    close_status: str | None = Field(
+        default="Complete",
+        description=(
+            "Status label a ticket moves to when SentinelOne resolves the incident "
+            "or an analyst marks it a false positive; empty to never close."
+        ),
+    )
+    reopen_status: str | None = Field(
+        default="In Progress",
+        description=(
+            "Status label a closed ticket moves to when its threat changes while "
+            "still active; empty to leave closed tickets alone."
+        ),
+    )
+    note_type: str = Field(
+        default="Task Detail", description="Note type label of the notes we add."
+    )
+    note_publish: str = Field(
+        default="Internal Only",
+        description=(
+            "Publish label of the notes we add; keep it internal, since they carry "
+            "security detail a client portal must not show."
+        ),
+    )
     priorities: dict[Severity, str] = Field(
         default_factory=lambda: {
             Severity.CRITICAL: "Critical",
@@ -173,6 +206,8 @@ class TicketSettings(_Section):
         "source",
         "ticket_type",
         "ticket_category",
+        "close_status",
+        "reopen_status",
     )
     @classmethod
     def _empty_means_none(cls, value: str | None) -> str | None:
@@ -292,6 +327,24 @@ class ReceiverSettings(_Section):
         le=120.0,
         description="Longest wait for Prefect to start one flow run.",
     )
+    max_connections: int = Field(
+        default=256,
+        ge=1,
+        le=10_000,
+        description=(
+            "Open connections beyond which a request is answered 503 at once, so "
+            "senders that never finish cannot pile up work."
+        ),
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=300.0,
+        description=(
+            "Longest wait for a request body once its headers are in; a body not "
+            "complete by then gets 408 and is not kept."
+        ),
+    )
 
     @model_validator(mode="after")
     def _max_wait_covers_base(self) -> ReceiverSettings:
@@ -302,6 +355,37 @@ class ReceiverSettings(_Section):
             )
             raise ValueError(msg)
         return self
+
+
+class LockSettings(_Section):
+    """The per-threat lock that keeps two runs from writing one ticket at once."""
+
+    redis_url: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "Redis URL (redis://[:password@]host:6379/0) for locks shared by workers "
+            "on several machines; empty for lock files on this machine."
+        ),
+    )
+    folder: Path = Field(
+        default_factory=lambda: Path.home() / ".s1-autotask" / "locks",
+        description="Folder of the lock files; every worker on the machine shares it.",
+    )
+    wait_seconds: float = Field(
+        default=120.0,
+        ge=1.0,
+        le=3600.0,
+        description="Longest wait for another run to finish with the same threat.",
+    )
+    hold_seconds: float = Field(
+        default=600.0,
+        ge=10.0,
+        le=86400.0,
+        description=(
+            "Redis only: a lock held longer than this is freed, so a worker that "
+            "died holding it cannot block the threat forever."
+        ),
+    )
 
 
 class Settings(BaseSettings):
@@ -318,6 +402,7 @@ class Settings(BaseSettings):
     ticket: TicketSettings = Field(default_factory=TicketSettings)
     mapping: MappingSettings = Field(default_factory=MappingSettings)
     sentinelone: SentinelOneSettings = Field(default_factory=SentinelOneSettings)
+    locks: LockSettings = Field(default_factory=LockSettings)
     receiver: ReceiverSettings = Field(default_factory=ReceiverSettings)
     cache_ttl_seconds: int = Field(
         default=3600,
@@ -358,6 +443,7 @@ class Settings(BaseSettings):
             self.autotask.secret,
             self.autotask.integration_code,
             self.sentinelone.api_token,
+            self.locks.redis_url,
             self.receiver.secret,
         ]
         return [value for s in secrets if (value := s.get_secret_value())]

@@ -168,3 +168,30 @@ class TestConfigFileMistakes:
             load_settings(path)
 
         assert str(path) in str(caught.value)
+
+
+class TestReceiverLimits:
+    """How long and how many connections the receiver serves: bounded settings."""
+
+    def test_the_receiver_limits_default_to_safe_values(self):
+        settings = load_settings()
+
+        assert settings.receiver.max_connections == 256
+        assert settings.receiver.body_timeout_seconds == 30.0
+
+    @pytest.mark.parametrize(
+        ("variable", "value"),
+        [
+            ("S1AT_RECEIVER__MAX_CONNECTIONS", "0"),
+            ("S1AT_RECEIVER__MAX_CONNECTIONS", "100000"),
+            ("S1AT_RECEIVER__BODY_TIMEOUT_SECONDS", "0.5"),
+            ("S1AT_RECEIVER__BODY_TIMEOUT_SECONDS", "3600"),
+        ],
+    )
+    def test_a_receiver_limit_out_of_bounds_is_refused(
+        self, monkeypatch, variable, value
+    ):
+        monkeypatch.setenv(variable, value)
+
+        with pytest.raises(ValidationError, match=variable.split("__")[1].lower()):
+            load_settings()

@@ -1,14 +1,21 @@
 """The receiver's ASGI application: authenticate, keep, answer, then hand on.
 
-``POST /webhooks/sentinelone`` checks, in this order, and answers the first failure
-with ``{"error": "<sentence>"}``:
+``POST /webhooks/sentinelone`` (with or without a trailing slash: nothing here ever
+redirects) checks, in this order, and answers the first failure with
+``{"error": "<sentence>"}``:
 
-1. the shared secret in the configured header (401), before the body is read;
-2. the body's size (413): by Content-Length at once, otherwise while reading;
+1. the shared secret, sent once in the configured header (401), before the body is
+   read;
+2. the body's size (413): by Content-Length at once, otherwise while reading; and
+   its time: a body not complete within the body timeout gets 408;
 3. the Content-Type, which must be JSON (415);
-4. the body, which must be JSON text (400);
+4. the body, which must be JSON text in UTF-8 (400);
 5. the JSON, which must be threats, a doorbell or a Unified Alert (422, with
    ``location``).
+
+A refusal before the body is read whole closes the connection. Answers and kept
+reasons never carry the webhook secret, and request-derived values are escaped in
+the log.
 
 An authenticated body refused by checks 3 to 5 is kept as ``rejected``: the sender
 loses nothing (a Hyperautomation flow counts any answer as success, so nobody there
@@ -22,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
@@ -34,13 +42,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from s1_autotask.config import ReceiverSettings
+from s1_autotask.receiver._checks import RefusedError, declared_length, read_body
+from s1_autotask.receiver._text import loggable, mask_secret
 from s1_autotask.receiver.delivery import Delivery
 from s1_autotask.receiver.errors import ReceiverConfigError, StoreError
 from s1_autotask.receiver.handoff import Dispatcher, describe_ids, hand_on
 from s1_autotask.receiver.store import DeliveryStore
-from s1_autotask.sentinelone.errors import ThreatPayloadError
-from s1_autotask.sentinelone.intake import ThreatRequest, read_request
-from s1_autotask.sentinelone.parse import load_json
+from s1_autotask.sentinelone.intake import ThreatRequest
 
 __all__ = ["HEALTH_PATH", "MIN_SECRET_LENGTH", "WEBHOOK_PATH", "create_app"]
 
@@ -53,9 +61,11 @@ HEALTH_PATH = "/healthz"
 MIN_SECRET_LENGTH = 16
 # A delivery still waiting after this long means Prefect is not taking runs.
 STALE_SECONDS = 300
+# Health stays degraded this long after the store last refused a write: deliveries
+# were answered 503 meanwhile, and a full disk rarely frees itself.
+STORE_FAILURE_SECONDS = 300
 # Deliveries the retry loop hands on at once; the rest wait for the next round.
 _CLAIM_BATCH = 10
-_SHOWN_CONTENT_TYPE = 60
 
 
 def create_app(
@@ -63,19 +73,36 @@ def create_app(
 ) -> Starlette:
     """Build the receiver; it refuses to exist without a shared secret."""
     receiver = _Receiver(settings, store, dispatcher, require_secret(settings))
-    return Starlette(
+    app = Starlette(
         routes=[
             Route(WEBHOOK_PATH, receiver.receive, methods=["POST"]),
+            Route(f"{WEBHOOK_PATH}/", receiver.receive, methods=["POST"]),
             Route(HEALTH_PATH, receiver.health, methods=["GET"]),
+            Route(f"{HEALTH_PATH}/", receiver.health, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=receiver.lifespan,
     )
+    # Starlette would answer the other spelling of a path with a redirect built
+    # from the Host header, before any check and without keeping the body: a
+    # sender that follows it posts elsewhere, one that does not loses the threat.
+    app.router.redirect_slashes = False
+    return app
 
 
-def _problems(failed: int, oldest_pending_seconds: float | None) -> list[str]:
+def _problems(
+    failed: int,
+    oldest_pending_seconds: float | None,
+    store_failed_ago: float | None,
+) -> list[str]:
     """What an operator must look at, as sentences; none when all is well."""
     problems = []
+    if store_failed_ago is not None and store_failed_ago <= STORE_FAILURE_SECONDS:
+        problems.append(
+            f"The delivery store could not be written {store_failed_ago:.0f} s "
+            "ago, so deliveries were refused with 503: is the disk of the data "
+            "folder full or read-only? (see the receiver's log)"
+        )
     if oldest_pending_seconds is not None and oldest_pending_seconds > STALE_SECONDS:
         problems.append(
             f"A delivery has waited {oldest_pending_seconds:.0f} s to be handed on: "
@@ -110,24 +137,6 @@ def require_secret(settings: ReceiverSettings) -> bytes:
     return secret.encode()
 
 
-class _RefusedError(Exception):
-    """A check failed; carries the answer the sender gets."""
-
-    def __init__(
-        self, status_code: int, message: str, location: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
-        self.location = location
-
-    def content(self) -> dict[str, str]:
-        content = {"error": self.message}
-        if self.location is not None:
-            content["location"] = self.location
-        return content
-
-
 class _Receiver:
     """The endpoints and the retry loop, over one store and one dispatcher."""
 
@@ -143,24 +152,34 @@ class _Receiver:
         self._dispatcher = dispatcher
         self._secret = secret
         self._header = settings.secret_header.lower().encode("latin-1")
+        # When the store last refused a write, by the monotonic clock.
+        self._store_failed_at: float | None = None
 
     async def receive(self, request: Request) -> Response:
         try:
             self._authenticate(request)
             body = await self._read_body(request)
-        except _RefusedError as refusal:
+        except RefusedError as refusal:
             logger.warning(
                 "Refused a delivery from %s: %s", _client(request), refusal.message
             )
-            return JSONResponse(refusal.content(), status_code=refusal.status_code)
+            # The rest of the request may still be on its way, or never come:
+            # the connection cannot carry another one.
+            return JSONResponse(
+                self._content(refusal),
+                status_code=refusal.status_code,
+                headers={"Connection": "close"},
+            )
         except ClientDisconnect:
             logger.info("A sender went away before its body was read")
             return Response(status_code=400)
 
-        content_type = request.headers.get("content-type", "")
+        # The Content-Type is kept and may be quoted back: a secret templated
+        # into it must not be.
+        content_type = self._mask(request.headers.get("content-type", ""))
         try:
-            threat_request = _read(content_type, body)
-        except _RefusedError as refusal:
+            threat_request = read_body(content_type, body)
+        except RefusedError as refusal:
             return await self._reject(body, content_type, refusal)
         return await self._accept(body, content_type, threat_request)
 
@@ -179,7 +198,10 @@ class _Receiver:
         age = None
         if oldest is not None:
             age = round((datetime.now(UTC) - oldest).total_seconds(), 3)
-        problems = _problems(summary.counts["failed"], age)
+        store_failed = None
+        if self._store_failed_at is not None:
+            store_failed = time.monotonic() - self._store_failed_at
+        problems = _problems(summary.counts["failed"], age, store_failed)
         return JSONResponse(
             {
                 "status": "degraded" if problems else "ok",
@@ -190,7 +212,8 @@ class _Receiver:
                 "oldest_pending_seconds": age,
             },
             # A monitor that only looks at the status code must see that Prefect
-            # has stopped taking runs, not only that this process is up.
+            # has stopped taking runs or the disk is full, not only that this
+            # process is up.
             status_code=503 if problems else 200,
         )
 
@@ -209,26 +232,42 @@ class _Receiver:
         sent = [v for k, v in request.headers.raw if k.lower() == self._header]
         if not sent:
             msg = f"Missing {name} header."
-            raise _RefusedError(401, msg)
+            raise RefusedError(401, msg)
+        # Proxies and clients disagree on which of two copies counts; taking one
+        # would let a wrong copy ride along with a right one.
+        if len(sent) > 1:
+            msg = f"The {name} header was sent {len(sent)} times; send it once."
+            raise RefusedError(401, msg)
         if not hmac.compare_digest(sent[0], self._secret):
             msg = f"Wrong secret in {name}."
-            raise _RefusedError(401, msg)
+            raise RefusedError(401, msg)
 
     async def _read_body(self, request: Request) -> bytes:
         limit = self._settings.max_body_bytes
-        declared = _declared_length(request.headers.get("content-length"))
+        declared = declared_length(request.headers.get("content-length"))
         if declared is not None and declared > limit:
             msg = f"The request body is {declared} bytes; the limit is {limit} bytes."
-            raise _RefusedError(413, msg)
+            raise RefusedError(413, msg)
 
+        # A sender that stops halfway would hold its connection and its memory
+        # for as long as it likes; the whole body gets one deadline.
+        timeout = self._settings.body_timeout_seconds
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                msg = f"The request body is over the limit of {limit} bytes."
-                raise _RefusedError(413, msg)
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        msg = f"The request body is over the limit of {limit} bytes."
+                        raise RefusedError(413, msg)
+                    chunks.append(chunk)
+        except TimeoutError as exc:
+            msg = (
+                f"The request body was not received within {timeout:g} s; "
+                "send it again."
+            )
+            raise RefusedError(408, msg) from exc
         return b"".join(chunks)
 
     async def _accept(
@@ -244,6 +283,7 @@ class _Receiver:
                 threat_ids=threat_ids,
             )
         except StoreError:
+            self._store_failed()
             logger.exception("A delivery could not be stored")
             unstored = {"error": "The delivery could not be stored; send it again."}
             return JSONResponse(
@@ -270,29 +310,41 @@ class _Receiver:
         )
 
     async def _reject(
-        self, body: bytes, content_type: str, refusal: _RefusedError
+        self, body: bytes, content_type: str, refusal: RefusedError
     ) -> Response:
-        content = refusal.content()
+        content = self._content(refusal)
         try:
             delivery = await asyncio.to_thread(
                 self._store.add_rejected,
                 body,
                 content_type=content_type,
-                reason=refusal.message,
+                reason=content["error"],
             )
         except StoreError:
             # The answer stands either way: this body will never be usable.
+            self._store_failed()
             logger.exception("A rejected delivery could not be kept")
         else:
             content["delivery_id"] = delivery.id
             logger.info(
-                "Rejected delivery %s with %d: %d bytes, problem at %s",
+                "Rejected delivery %s with %d: %d bytes of %s, problem at %s",
                 delivery.id,
                 refusal.status_code,
                 len(body),
-                refusal.location or "the request",
+                loggable(content_type) or "no content type",
+                loggable(content.get("location", "the request")),
             )
         return JSONResponse(content, status_code=refusal.status_code)
+
+    def _content(self, refusal: RefusedError) -> dict[str, str]:
+        """The answer to a refusal, with the secret masked wherever it was echoed."""
+        return {key: self._mask(value) for key, value in refusal.content().items()}
+
+    def _mask(self, text: str) -> str:
+        return mask_secret(text, self._settings.secret.get_secret_value())
+
+    def _store_failed(self) -> None:
+        self._store_failed_at = time.monotonic()
 
     async def _hand_on_now(self, delivery_id: str) -> None:
         try:
@@ -301,6 +353,7 @@ class _Receiver:
             if claim is not None:
                 await self._hand_on(claim)
         except StoreError as exc:
+            self._store_failed()
             logger.warning(
                 "Delivery %s is left to the retry loop: %s", delivery_id, exc
             )
@@ -316,11 +369,14 @@ class _Receiver:
                     self._store.claim_due, limit=_CLAIM_BATCH
                 )
             except StoreError as exc:
+                self._store_failed()
                 logger.warning("The retry loop cannot use the delivery store: %s", exc)
             outcomes = await asyncio.gather(
                 *(self._hand_on(claim) for claim in claimed), return_exceptions=True
             )
             for claim, outcome in zip(claimed, outcomes, strict=True):
+                if isinstance(outcome, StoreError):
+                    self._store_failed()
                 _log_unfinished(claim, outcome)
             if len(claimed) < _CLAIM_BATCH:
                 await asyncio.sleep(self._settings.retry_poll_seconds)
@@ -340,47 +396,10 @@ def _log_unfinished(claim: Delivery, outcome: BaseException | None) -> None:
     logger.error("Delivery %s could not be handed on", claim.id, exc_info=outcome)
 
 
-def _read(content_type: str, body: bytes) -> ThreatRequest:
-    """Checks 3 to 5: the Content-Type, the JSON text, then what it asks for."""
-    if not content_type:
-        msg = "The Content-Type header is missing; send JSON."
-        raise _RefusedError(415, msg)
-    if not _is_json(content_type):
-        shown = content_type[:_SHOWN_CONTENT_TYPE]
-        if len(content_type) > _SHOWN_CONTENT_TYPE:
-            shown += "..."
-        msg = f"The Content-Type {shown!r} is not JSON; send application/json."
-        raise _RefusedError(415, msg)
-    if not body:
-        msg = 'The request body is empty; send a threat or {"threatId": "..."}.'
-        raise _RefusedError(400, msg)
-    try:
-        payload = load_json(body)
-    except ThreatPayloadError as exc:
-        raise _RefusedError(400, str(exc)) from exc
-    try:
-        return read_request(payload)
-    except ThreatPayloadError as exc:
-        raise _RefusedError(422, str(exc), location=exc.location) from exc
-
-
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    kind, _, subtype = media.partition("/")
-    if not kind or not subtype:
-        return False
-    return media == "application/json" or subtype.endswith("+json")
-
-
-def _declared_length(value: str | None) -> int | None:
-    # Twenty digits is past any real length; a longer run is not worth parsing.
-    if value is None or not value.isdigit() or len(value) > 20:
-        return None
-    return int(value)
-
-
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "an unknown address"
+    # uvicorn takes the address from X-Forwarded-For when the peer is a trusted
+    # proxy (127.0.0.1 by default), so it is whatever text that header held.
+    return loggable(request.client.host) if request.client else "an unknown address"
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -20,15 +20,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from s1_autotask.config import ReceiverSettings
+from s1_autotask.receiver._text import mask_secret
 from s1_autotask.receiver.delivery import Delivery, RetryPolicy
 from s1_autotask.receiver.errors import HandoffError
 from s1_autotask.receiver.store import DeliveryStore
-from s1_autotask.redaction import MASK
 from s1_autotask.sentinelone.errors import ThreatPayloadError
 from s1_autotask.sentinelone.intake import (
     MAX_PARAMETER_BYTES,
@@ -37,7 +37,7 @@ from s1_autotask.sentinelone.intake import (
     read_request_json,
 )
 from s1_autotask.sentinelone.models import Threat
-from s1_autotask.sentinelone.parse import load_json
+from s1_autotask.sentinelone.parse import load_json, threat_items
 
 __all__ = [
     "Dispatcher",
@@ -215,8 +215,7 @@ class _Failure:
     async def record(self, reason: str, *, permanent: bool = False) -> Delivery:
         # Nothing sends the webhook secret on, but an exception text is foreign
         # and ends up in the store, the CLI and the logs.
-        if self._secret:
-            reason = reason.replace(self._secret, MASK)
+        reason = mask_secret(reason, self._secret)
         stored = await asyncio.to_thread(
             self._store.mark_attempt_failed,
             self._claim,
@@ -249,19 +248,12 @@ async def _claim_lost(store: DeliveryStore, claim: Delivery) -> Delivery:
 
 
 def _raw_threats(delivery: Delivery, count: int) -> list[object]:
-    """Each threat's JSON object from the stored body, in the order posted."""
-    payload = load_json(delivery.body)
-    items: list[object]
-    if isinstance(payload, list):
-        items = payload
-    elif (
-        isinstance(payload, Mapping)
-        and "threatInfo" not in payload
-        and isinstance(payload.get("data"), list)
-    ):
-        items = payload["data"]
-    else:
-        items = [payload]
+    """Each threat's JSON object from the stored body, in the order posted.
+
+    They are the very items the parser read the threats from, so the object a
+    flow run gets is the threat its key and the 202 named.
+    """
+    items = [item for _, item in threat_items(load_json(delivery.body))]
     if len(items) != count:
         msg = (
             f"Delivery {delivery.id} holds {len(items)} threat objects, but "

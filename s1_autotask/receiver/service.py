@@ -12,6 +12,7 @@ import math
 import socket
 
 import uvicorn
+from starlette.applications import Starlette
 
 from s1_autotask._net import PortUnavailableError, listening_socket
 from s1_autotask.config import ReceiverSettings
@@ -24,9 +25,13 @@ from s1_autotask.redaction import install_redaction
 from s1_autotask.sentinelone.errors import ThreatPayloadError
 from s1_autotask.sentinelone.intake import RequestKind, read_request_json
 
-__all__ = ["list_deliveries", "open_store", "replay", "serve"]
+__all__ = ["list_deliveries", "open_store", "replay", "serve", "server_config"]
 
 logger = logging.getLogger(__name__)
+
+# SentinelOne opens a connection per push; reuse saves it nothing worth holding a
+# descriptor for.
+_KEEP_ALIVE_SECONDS = 5
 
 
 def open_store(settings: ReceiverSettings, *, create: bool = True) -> DeliveryStore:
@@ -62,16 +67,7 @@ def serve(settings: ReceiverSettings, dispatcher: Dispatcher) -> None:
     app = create_app(settings, store, dispatcher)
     sock = _listening_socket(settings.host, settings.port)
 
-    config = uvicorn.Config(
-        app,
-        # Logging is the caller's, with its redaction filter; the access log would
-        # only repeat the one line the receiver writes per delivery.
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        # In-flight handoffs finish (each is bounded) before the process exits.
-        timeout_graceful_shutdown=math.ceil(settings.handoff_timeout_seconds) + 5,
-    )
+    config = server_config(app, settings)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     logger.info(
         "Receiving SentinelOne deliveries on http://%s:%d%s, kept in %s",
@@ -81,6 +77,31 @@ def serve(settings: ReceiverSettings, dispatcher: Dispatcher) -> None:
         store.path,
     )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def server_config(app: Starlette, settings: ReceiverSettings) -> uvicorn.Config:
+    """How uvicorn serves the receiver: its logging, limits and idle times."""
+    return uvicorn.Config(
+        app,
+        # Logging is the caller's, with its redaction filter; the access log would
+        # only repeat the one line the receiver writes per delivery.
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        # In-flight handoffs finish (each is bounded) before the process exits.
+        timeout_graceful_shutdown=math.ceil(settings.handoff_timeout_seconds) + 5,
+        # Past this many open connections uvicorn answers each new request with
+        # 503 at once, so senders that never finish cannot pile up work. It cannot
+        # stop them holding file descriptors: uvicorn accepts every connection and
+        # has no timeout for reading request headers, so a connection that never
+        # completes its headers stays open until its sender closes it. Only a
+        # reverse proxy in front (which also terminates TLS) bounds that; the app
+        # bounds the time of the body itself.
+        limit_concurrency=settings.max_connections,
+        # Set here rather than left to uvicorn's default: an idle connection
+        # between two requests counts towards the limit above.
+        timeout_keep_alive=_KEEP_ALIVE_SECONDS,
+    )
 
 
 def list_deliveries(
@@ -104,7 +125,7 @@ async def replay(
     handed on. If the handoff fails, the record says why and when it is retried.
 
     Raises `DeliveryNotFoundError` for an unknown id, and `ReplayError` for a
-    rejected body that is still unusable.
+    rejected body that is still unusable or a delivery being handed on right now.
     """
     settings = settings or ReceiverSettings()
     delivery = await asyncio.to_thread(store.get, delivery_id)
@@ -119,13 +140,12 @@ async def replay(
             raise ReplayError(msg) from exc
         kind, threat_ids = request.kind, request.ids()
 
-    await asyncio.to_thread(
-        store.reset_for_replay, delivery_id, kind=kind, threat_ids=threat_ids
+    # One claim, taken atomically with the replay count: a replay racing another,
+    # or the receiver's own handoff, is refused instead of starting runs that
+    # the record would never show.
+    claim = await asyncio.to_thread(
+        store.claim_for_replay, delivery_id, kind=kind, threat_ids=threat_ids
     )
-    claim = await asyncio.to_thread(store.claim, delivery_id)
-    if claim is None:
-        # A running receiver claimed it first; it hands it on.
-        return await asyncio.to_thread(store.get, delivery_id)
     return await hand_on(store, claim, dispatcher, settings)
 
 

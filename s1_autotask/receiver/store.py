@@ -4,12 +4,14 @@ A delivery is committed with ``synchronous=FULL`` before the receiver answers 20
 an accepted body survives a crash or a power cut. Handing deliveries on is claimed
 with one atomic UPDATE, so two receivers (or a receiver and ``deliveries replay``)
 over the same folder never hand one delivery on twice, and a claim older than the
-lease is taken over: the work of a dispatcher that died is not stuck.
+lease is taken over: the work of a dispatcher that died is not stuck. A replay
+claims the same way, and is refused while someone else holds a live claim.
 
     pending --claim--> dispatching --done--> done
        ^                    |
        +-- attempt failed --+ (with backoff; failed after the last attempt)
     rejected: authenticated but unusable, kept so it can be inspected and replayed
+    any status but a live dispatching --replay claim--> dispatching
 
 A claim is named by the delivery's ``(replays, attempts)`` at claim time: finishing
 a claim that was taken over or replayed meanwhile changes nothing.
@@ -287,41 +289,59 @@ class DeliveryStore:
             ).fetchone()
         return _to_delivery(row) if row is not None else None
 
-    def reset_for_replay(
+    def claim_for_replay(
         self,
         delivery_id: str,
         *,
         kind: RequestKind | None = None,
         threat_ids: Sequence[str] | None = None,
+        now: datetime | None = None,
     ) -> Delivery:
-        """Make a delivery pending again, due now, with its replay count raised.
+        """Claim a delivery to hand it on again, with its replay count raised.
 
-        Any delivery may be replayed, a done one too. A rejected one needs the
-        ``kind`` and ``threat_ids`` its body is now read as; without them it raises
-        `ReplayError`.
+        Any delivery may be replayed, a done one too, but not while it is being
+        handed on (unless that claim is older than the lease): bumping the count
+        and claiming is one UPDATE, so of two replays at once only one starts
+        runs. A rejected delivery needs the ``kind`` and ``threat_ids`` its body
+        is now read as. Raises `ReplayError` when it cannot be claimed.
         """
+        moment = now or _now()
+        stale = moment - timedelta(seconds=self.lease_seconds)
         ids = json.dumps(list(threat_ids)) if threat_ids is not None else None
         with self._connection() as conn:
             row = conn.execute(
                 """
                 UPDATE deliveries
-                SET status = 'pending', replays = replays + 1, attempts = 0,
-                    next_attempt_at = :now, claimed_at = NULL, last_error = NULL,
+                SET status = 'dispatching', replays = replays + 1, attempts = 1,
+                    next_attempt_at = :now, claimed_at = :now, last_error = NULL,
                     kind = COALESCE(:kind, kind),
                     threat_ids = COALESCE(:ids, threat_ids)
                 WHERE id = :id AND COALESCE(:kind, kind) IS NOT NULL
+                  AND (status != 'dispatching' OR claimed_at <= :stale)
                 RETURNING *
                 """,
-                {"now": _to_text(_now()), "kind": kind, "ids": ids, "id": delivery_id},
+                {
+                    "now": _to_text(moment),
+                    "stale": _to_text(stale),
+                    "kind": kind,
+                    "ids": ids,
+                    "id": delivery_id,
+                },
             ).fetchone()
         if row is not None:
             return _to_delivery(row)
 
-        rejected = self.get(delivery_id)
-        msg = (
-            f"Delivery {delivery_id} was rejected and holds no threats to hand on: "
-            f"{rejected.last_error or 'no reason was recorded'}"
-        )
+        held = self.get(delivery_id)
+        if held.kind is None and kind is None:
+            msg = (
+                f"Delivery {delivery_id} was rejected and holds no threats to hand "
+                f"on: {held.last_error or 'no reason was recorded'}"
+            )
+        else:
+            msg = (
+                f"Delivery {delivery_id} is being handed on right now; try again "
+                "when it is done."
+            )
         raise ReplayError(msg)
 
     def _insert(

@@ -10,6 +10,11 @@ one of:
 - a Unified Alert (UAM), bare or as GraphQL returns it (``{"data": {"alert": ...}}``),
   whose ``externalId`` is the threat id for alerts from the EDR.
 
+An object that looks like a threat (`looks_like_threat`) is read as one whatever
+other keys it carries; only other objects are doorbells or alerts. The flow reads
+each threat handed on to it with this module again, so one rule at both ends keeps
+the threat a receiver accepted the threat a flow handles.
+
 A doorbell is never trusted for the threat's content: the flow fetches the threat
 from the API by id. Anything else raises `ThreatPayloadError` naming the location.
 """
@@ -29,7 +34,9 @@ from s1_autotask.sentinelone.parse import (
     MAX_THREATS_PER_CALL,
     THREAT_ID,
     load_json,
+    looks_like_threat,
     parse_threats,
+    threat_items,
 )
 
 RequestKind = Literal["threats", "threat_ids", "unified_alert"]
@@ -64,16 +71,9 @@ def read_request_json(raw: bytes | str) -> ThreatRequest:
 
 def read_request(payload: object) -> ThreatRequest:
     """Read a decoded payload: whole threats, a doorbell, or a Unified Alert."""
-    if isinstance(payload, str | int) and not isinstance(payload, bool):
-        return ThreatRequest(
-            kind="threat_ids", threat_ids=(_threat_id(payload, "payload"),)
-        )
-    if isinstance(payload, Mapping) and "threatInfo" not in payload:
-        alert = _unified_alert(payload)
-        if alert is not None:
-            return _alert_request(*alert)
-        if any(key in payload for key in (*_ONE_ID_KEYS, *_MANY_ID_KEYS)):
-            return ThreatRequest(kind="threat_ids", threat_ids=_doorbell_ids(payload))
+    named = _named_request(payload)
+    if named is not None:
+        return named
     return ThreatRequest(kind="threats", threats=tuple(parse_threats(payload)))
 
 
@@ -103,17 +103,18 @@ def split_for_parameters(
     """
     if json_size(payload) <= limit:
         return [payload]
-    items, location = _threat_items(payload)
+    items = _splittable_items(payload, limit)
     parts: list[list[object]] = [[]]
     used = 0
-    for index, item in enumerate(items):
+    for location, item in items:
         size = json_size(item) + 1
         if size > limit:
+            where = location if location.startswith("data") else f"payload{location}"
             msg = (
-                f"Threat payload is too large at {location}[{index}]: the threat is "
-                f"{size} bytes as JSON, over the {limit} bytes a flow run can take."
+                f"Threat payload is too large at {where}: the threat is {size} bytes "
+                f"as JSON, over the {limit} bytes a flow run can take."
             )
-            raise ThreatPayloadError(msg, location=f"{location}[{index}]")
+            raise ThreatPayloadError(msg, location=where)
         if used + size > limit:
             parts.append([])
             used = 0
@@ -122,16 +123,35 @@ def split_for_parameters(
     return [{"data": part} for part in parts]
 
 
-def _threat_items(payload: object) -> tuple[Sequence[object], str]:
-    if isinstance(payload, Mapping) and isinstance(payload.get("data"), list):
-        return payload["data"], "data"
-    if isinstance(payload, list):
-        return payload, "payload"
-    msg = (
-        f"Threat payload is too large: {json_size(payload)} bytes as JSON, over the "
-        f"{MAX_PARAMETER_BYTES} bytes a flow run can take."
-    )
-    raise ThreatPayloadError(msg, location="payload")
+def _splittable_items(payload: object, limit: int) -> list[tuple[str, object]]:
+    """The threats of a list or an envelope, found as the parser finds them."""
+    # Only a list of whole threats can be split; one threat, a doorbell or an
+    # alert that large cannot.
+    whole = _named_request(payload) is None
+    items = threat_items(payload) if whole else []
+    if not items or items[0][0] == "":
+        msg = (
+            f"Threat payload is too large: {json_size(payload)} bytes as JSON, over "
+            f"the {limit} bytes a flow run can take."
+        )
+        raise ThreatPayloadError(msg, location="payload")
+    return items
+
+
+def _named_request(payload: object) -> ThreatRequest | None:
+    """What a doorbell or a Unified Alert asks for; None for whole threats."""
+    if isinstance(payload, str | int) and not isinstance(payload, bool):
+        return ThreatRequest(
+            kind="threat_ids", threat_ids=(_threat_id(payload, "payload"),)
+        )
+    if not isinstance(payload, Mapping) or looks_like_threat(payload):
+        return None
+    alert = _unified_alert(payload)
+    if alert is not None:
+        return _alert_request(*alert)
+    if any(key in payload for key in (*_ONE_ID_KEYS, *_MANY_ID_KEYS)):
+        return ThreatRequest(kind="threat_ids", threat_ids=_doorbell_ids(payload))
+    return None
 
 
 def _unified_alert(
@@ -154,8 +174,8 @@ def _unified_alert(
 
 def _is_alert(value: Mapping[object, object]) -> bool:
     # Hyperautomation bodies are templated by the customer and rarely carry the
-    # whole alert, so externalId alone marks one.
-    if "threatInfo" in value:
+    # whole alert, so externalId alone marks one; but a threat stays a threat.
+    if looks_like_threat(value):
         return False
     return "externalId" in value or "detectionSource" in value
 
@@ -183,10 +203,9 @@ def _alert_request(alert: Mapping[object, object], location: str) -> ThreatReque
 
 
 def _doorbell_ids(payload: Mapping[object, object]) -> tuple[str, ...]:
-    ids: list[str] = []
-    for key in _ONE_ID_KEYS:
-        if key in payload:
-            ids.append(_threat_id(payload[key], key))
+    named: list[tuple[str, object]] = [
+        (key, payload[key]) for key in _ONE_ID_KEYS if key in payload
+    ]
     for key in _MANY_ID_KEYS:
         if key not in payload:
             continue
@@ -197,14 +216,25 @@ def _doorbell_ids(payload: Mapping[object, object]) -> tuple[str, ...]:
                 f"threat ids, got {describe(values)}."
             )
             raise ThreatPayloadError(msg, location=key)
-        if len(values) > MAX_THREATS_PER_CALL:
-            msg = (
-                f"Threat payload names {len(values)} threats in {key}; at most "
-                f"{MAX_THREATS_PER_CALL} are accepted in one call."
-            )
-            raise ThreatPayloadError(msg, location=key)
-        ids += [_threat_id(v, f"{key}[{i}]") for i, v in enumerate(values)]
+        named += [(f"{key}[{i}]", value) for i, value in enumerate(values)]
+    _check_id_count(payload, len(named))
+    ids = [_threat_id(value, location) for location, value in named]
     return tuple(dict.fromkeys(ids))
+
+
+def _check_id_count(payload: Mapping[object, object], count: int) -> None:
+    # The cap is on the doorbell as a whole: keys that are each under it must
+    # not add up to more threats than one call may ask for.
+    if count <= MAX_THREATS_PER_CALL:
+        return
+    keys = [key for key in (*_ONE_ID_KEYS, *_MANY_ID_KEYS) if key in payload]
+    where = keys[0] if len(keys) == 1 else "payload"
+    listed = keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + " and " + keys[-1]
+    msg = (
+        f"Threat payload names {count} threats in {listed}; at most "
+        f"{MAX_THREATS_PER_CALL} are accepted in one call."
+    )
+    raise ThreatPayloadError(msg, location=where)
 
 
 def _threat_id(value: object, location: str) -> str:

@@ -3,6 +3,10 @@
 A payload is one threat, a list of threats, or the API's `{"data": [...]}` envelope;
 each threat may be the v2.1 nested shape or the legacy v2.0 flat one. Anything else
 raises `ThreatPayloadError` naming the path of the offending value.
+
+`looks_like_threat` and `threat_items` are the one definition of which objects are
+threats and where they sit in a payload: intake and the receiver's handoff use them
+too, so what a payload was read as and what is handed on cannot disagree.
 """
 
 import json
@@ -121,7 +125,7 @@ def clean_json(value: object, depth: int = 0) -> object:
 
 def parse_threats(payload: object) -> list[Threat]:
     """Normalise one threat, a list of threats, or a `{"data": [...]}` envelope."""
-    candidates = _unwrap(payload)
+    candidates = threat_items(payload)
 
     threats = [_parse_threat(item, location) for location, item in candidates]
 
@@ -129,9 +133,15 @@ def parse_threats(payload: object) -> list[Threat]:
     return threats
 
 
-def _unwrap(payload: object) -> list[tuple[str, object]]:
-    """Return each threat candidate with its location in the payload."""
-    if isinstance(payload, Mapping) and _looks_like_threat(payload):
+def threat_items(payload: object) -> list[tuple[str, object]]:
+    """Each threat candidate of a payload, in order, with its location in it.
+
+    `parse_threats` parses exactly these items, so the n-th item is the n-th threat.
+    An object that looks like a threat is one, whatever else it holds (a ``data``
+    list too); its location is "". Items of a list are at ``[n]``, those of an
+    envelope at ``data[n]``.
+    """
+    if isinstance(payload, Mapping) and looks_like_threat(payload):
         # A lone threat's paths start at its own keys: "threatInfo.createdAt".
         return [("", payload)]
     if isinstance(payload, Mapping) and "data" in payload:
@@ -173,7 +183,7 @@ def _parse_threat(item: object, location: str) -> Threat:
     if isinstance(item, Mapping) and "threatInfo" in item:
         raw = _validate(RawThreatV21, item, location, threat_id)
         id_location = _join(location, ("threatInfo", "threatId"))
-    elif isinstance(item, Mapping) and _looks_like_threat(item):
+    elif isinstance(item, Mapping) and looks_like_threat(item):
         raw = _validate(RawThreatV20, item, location, threat_id)
         id_location = _join(location, ("id",))
     else:
@@ -201,7 +211,13 @@ def _parse_threat(item: object, location: str) -> Threat:
     return to_threat(raw, resolved_id)
 
 
-def _looks_like_threat(item: Mapping[Any, Any]) -> bool:
+def looks_like_threat(item: object) -> bool:
+    """Whether an object is a threat: it has threatInfo, or the keys of a v2.0 one.
+
+    A neighbour (a Unified Alert, a STAR alert, an activity) with v2.0 keys is not.
+    """
+    if not isinstance(item, Mapping):
+        return False
     if "threatInfo" in item:
         return True
     if any(key in item for key in _NEIGHBOUR_KEYS):

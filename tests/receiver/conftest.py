@@ -4,8 +4,9 @@ and the app, reached in process or over a real loopback server."""
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import SecretStr
 
 from s1_autotask.config import ReceiverSettings
 from s1_autotask.receiver import DeliveryStore, Handoff, HandoffError, create_app
+from s1_autotask.receiver.service import server_config
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 MITRE = FIXTURES / "sentinelone" / "v21-windows-suspicious-mitre-mitigated.json"
@@ -81,6 +83,18 @@ class BlockingDispatcher(RecordingDispatcher):
         return await super().start(handoff)
 
 
+class FullDiskStore(DeliveryStore):
+    """A store on a disk with no room left: reads work, writes that need space fail
+    with SQLite's own "database or disk is full"."""
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with super()._connection() as conn:
+            # SQLite raises the limit to the pages already in use.
+            conn.execute("PRAGMA max_page_count = 1")
+            yield conn
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> ReceiverSettings:
     # Retries fast enough for a test to watch several of them.
@@ -124,16 +138,14 @@ async def in_process(
 async def served(
     settings: ReceiverSettings, store: DeliveryStore, dispatcher: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The app on a real loopback uvicorn server in this event loop, lifespan on."""
+    """The app on a real loopback uvicorn server in this event loop, lifespan on,
+    configured as `serve` configures it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings, store, dispatcher),
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=1,
-    )
+    config = server_config(create_app(settings, store, dispatcher), settings)
+    # A test has nothing in flight worth waiting for when it ends.
+    config.timeout_graceful_shutdown = 1
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

@@ -1,6 +1,7 @@
 """The receiver's HTTP contract: who may post, what is refused and why, what is kept."""
 
 import asyncio
+import codecs
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -10,10 +11,13 @@ import pytest
 from pydantic import SecretStr
 
 from s1_autotask.receiver import DeliveryStore, create_app
+from s1_autotask.receiver import app as app_module
 from s1_autotask.receiver.errors import ReceiverConfigError
 from s1_autotask.receiver.store import RetryPolicy
+from s1_autotask.sentinelone.intake import read_request
 from tests.receiver.conftest import (
     ALERT,
+    FIXTURES,
     MACOS,
     MACOS_ID,
     MITRE,
@@ -22,6 +26,7 @@ from tests.receiver.conftest import (
     URL,
     BlockingDispatcher,
     FailingDispatcher,
+    FullDiskStore,
     RecordingDispatcher,
     headers,
     in_process,
@@ -112,6 +117,26 @@ class TestAuthentication:
 
         assert wrong.json() == {"error": "Missing X-S1-Token header."}
         assert right.status_code == 202
+
+    @pytest.mark.parametrize(
+        "copies",
+        [[SECRET, SECRET], [SECRET, "wrong"], ["wrong", SECRET]],
+        ids=["twice-right", "right-then-wrong", "wrong-then-right"],
+    )
+    async def test_a_secret_header_sent_twice_is_refused(self, client, store, copies):
+        sent = [("X-Webhook-Secret", copy) for copy in copies]
+
+        response = await client.post(
+            URL,
+            content=MITRE.read_bytes(),
+            headers=[*sent, ("Content-Type", "application/json")],
+        )
+
+        assert response.status_code == 401
+        assert response.json() == {
+            "error": "The X-Webhook-Secret header was sent 2 times; send it once."
+        }
+        assert store.recent() == []
 
     @pytest.mark.parametrize(
         ("secret", "problem"),
@@ -240,6 +265,40 @@ class TestBodyChecks:
 
         assert response.status_code == 400
         assert response.json()["error"] == message
+
+    @pytest.mark.parametrize(
+        ("encoding", "name"),
+        [
+            ("utf-16", "UTF-16"),
+            ("utf-16-le", "UTF-16"),
+            ("utf-16-be", "UTF-16"),
+            ("utf-32", "UTF-32"),
+            ("utf-32-le", "UTF-32"),
+        ],
+    )
+    async def test_a_body_in_utf16_or_utf32_is_refused(
+        self, client, dispatcher, encoding, name
+    ):
+        body = MITRE.read_text(encoding="utf-8").encode(encoding)
+
+        response = await client.post(URL, content=body, headers=headers())
+
+        assert response.status_code == 400
+        assert (
+            response.json()["error"] == f"The request body is {name} text; send UTF-8."
+        )
+        assert dispatcher.calls == []
+
+    async def test_a_utf8_body_with_a_byte_order_mark_is_accepted(
+        self, client, dispatcher
+    ):
+        body = codecs.BOM_UTF8 + MITRE.read_bytes()
+
+        response = await client.post(URL, content=body, headers=headers())
+
+        assert response.status_code == 202
+        assert response.json()["threat_ids"] == [MITRE_ID]
+        assert [h.parameters for h in dispatcher.calls] == [{"payload": threat(MITRE)}]
 
     @pytest.mark.parametrize(
         ("payload", "location", "message"),
@@ -551,6 +610,34 @@ class TestSecrecy:
         )
         assert not [text for text in texts if SECRET in text]
 
+    @pytest.mark.parametrize(
+        ("body", "content_type", "status"),
+        [
+            (b"{}", f"text/plain; token={SECRET}", 415),
+            (b"{}", "text/plain; padding=" + "p" * 35 + SECRET, 415),
+            (json.dumps({"threatId": SECRET}).encode(), "application/json", 422),
+            (
+                json.dumps({"threatId": "x" * 60 + SECRET}).encode(),
+                "application/json",
+                422,
+            ),
+        ],
+        ids=["content-type", "content-type-cut", "threat-id", "threat-id-cut"],
+    )
+    async def test_a_secret_templated_into_a_refused_request_is_masked(
+        self, client, store, body, content_type, status
+    ):
+        response = await client.post(
+            URL, content=body, headers=headers(**{"Content-Type": content_type})
+        )
+
+        kept = store.get(response.json()["delivery_id"])
+        shown = [response.text, kept.last_error, kept.content_type]
+        assert response.status_code == status
+        assert "*****" in response.json()["error"]
+        assert kept.last_error == response.json()["error"]
+        assert not [text for text in shown if SECRET[:8] in text]
+
 
 class TestHealth:
     async def test_an_empty_store_is_healthy(self, client):
@@ -589,6 +676,44 @@ class TestHealth:
         assert response.json()["failed"] == 1
         assert 0 <= response.json()["oldest_pending_seconds"] < 5
 
+    async def test_health_is_degraded_while_deliveries_cannot_be_stored(
+        self, settings, store, dispatcher
+    ):
+        full = FullDiskStore(store.path.parent)
+        async with in_process(settings, full, dispatcher) as client:
+            posted = await client.post(
+                URL, content=MITRE.read_bytes(), headers=headers()
+            )
+            health = await client.get("/healthz")
+
+        assert posted.status_code == 503
+        assert posted.json() == {
+            "error": "The delivery could not be stored; send it again."
+        }
+        assert health.status_code == 503
+        assert health.json()["status"] == "degraded"
+        assert health.json()["problems"] == [
+            "The delivery store could not be written 0 s ago, so deliveries were "
+            "refused with 503: is the disk of the data folder full or read-only? "
+            "(see the receiver's log)"
+        ]
+
+    async def test_health_recovers_once_the_last_store_failure_is_old(
+        self, settings, store, dispatcher, monkeypatch
+    ):
+        monkeypatch.setattr(app_module, "STORE_FAILURE_SECONDS", 0.2)
+        async with in_process(
+            settings, FullDiskStore(store.path.parent), dispatcher
+        ) as full:
+            await full.post(URL, content=MITRE.read_bytes(), headers=headers())
+            degraded = await full.get("/healthz")
+            await asyncio.sleep(0.3)
+            recovered = await full.get("/healthz")
+
+        assert degraded.status_code == 503
+        assert recovered.status_code == 200
+        assert recovered.json()["problems"] == []
+
     async def test_health_is_503_when_the_store_cannot_be_read(self, client, store):
         for suffix in ("-wal", "-shm"):
             store.path.with_name(store.path.name + suffix).unlink(missing_ok=True)
@@ -619,3 +744,237 @@ class TestRouting:
         assert response.status_code == 405
         assert response.headers["allow"] == "POST"
         assert response.json() == {"error": "GET is not allowed here; use POST."}
+
+    @pytest.mark.parametrize("path", [f"{URL}/", "/healthz/"])
+    async def test_a_trailing_slash_reaches_the_same_endpoint(
+        self, client, store, path
+    ):
+        method = "POST" if path.startswith(URL) else "GET"
+
+        response = await client.request(
+            method, path, content=MITRE.read_bytes(), headers=headers()
+        )
+
+        assert response.status_code == (202 if method == "POST" else 200)
+        assert len(store.recent()) == (1 if method == "POST" else 0)
+
+    @pytest.mark.parametrize(
+        ("path", "status"),
+        [(f"{URL}/", 401), (f"{URL}//", 404), ("/webhooks/", 404), ("/healthz//", 404)],
+    )
+    async def test_no_request_is_ever_redirected(self, client, store, path, status):
+        response = await client.post(
+            path,
+            content=MITRE.read_bytes(),
+            headers={"Host": "attacker.example", "Content-Type": "application/json"},
+        )
+
+        assert response.status_code == status
+        assert "location" not in response.headers
+        assert store.recent() == []
+
+
+def stalled_request(declared: int, sent: bytes) -> bytes:
+    """The start of an authenticated POST that declares more body than it sends."""
+    head = (
+        f"POST {URL} HTTP/1.1\r\nHost: receiver\r\nX-Webhook-Secret: {SECRET}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+    )
+    return head.encode() + sent
+
+
+async def exchange(port: int, pieces: list[bytes], pause: float) -> bytes:
+    """Send ``pieces`` with ``pause`` between them; what came back until the server
+    closed the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def trickle() -> None:
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(pause)
+
+    sending = asyncio.create_task(trickle())
+    try:
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        sending.cancel()
+        writer.close()
+
+
+class TestSlowSenders:
+    @pytest.mark.parametrize(
+        "pieces",
+        [
+            [stalled_request(1000, b'{"threatId": "1')],
+            [stalled_request(1000, b""), *[b" "] * 40],
+        ],
+        ids=["stalls", "trickles"],
+    )
+    async def test_a_body_not_received_in_time_gets_408_and_is_not_kept(
+        self, settings, store, dispatcher, pieces
+    ):
+        settings = settings.model_copy(update={"body_timeout_seconds": 1.0})
+
+        async with served(settings, store, dispatcher) as client:
+            started = asyncio.get_running_loop().time()
+            answer = await exchange(client.base_url.port, pieces, pause=0.1)
+            waited = asyncio.get_running_loop().time() - started
+            health = await client.get("/healthz")
+
+        status, _, rest = answer.partition(b"\r\n")
+        head, _, body = rest.partition(b"\r\n\r\n")
+        assert status == b"HTTP/1.1 408 Request Timeout"
+        assert b"connection: close" in head.lower()
+        assert json.loads(body) == {
+            "error": "The request body was not received within 1 s; send it again."
+        }
+        assert 1 <= waited < 5
+        assert health.status_code == 200
+        assert store.recent() == []
+        assert dispatcher.calls == []
+
+    async def test_connections_past_the_limit_are_answered_503(
+        self, settings, store, dispatcher
+    ):
+        settings = settings.model_copy(update={"max_connections": 3})
+
+        async with served(settings, store, dispatcher) as client:
+            port = client.base_url.port
+            stalled = [
+                await asyncio.open_connection("127.0.0.1", port) for _ in range(3)
+            ]
+            for _, writer in stalled:
+                writer.write(b"POST /webhooks/sentinelone HTTP/1.1\r\nHost: rec")
+                await writer.drain()
+            await asyncio.sleep(0.2)
+            refused = await client.post(
+                URL, content=MITRE.read_bytes(), headers=headers()
+            )
+            for _, writer in stalled:
+                writer.close()
+            accepted = await eventually_accepted(client)
+
+        assert refused.status_code == 503
+        assert accepted.status_code == 202
+        assert len(store.recent()) == 1
+
+
+async def eventually_accepted(client):
+    """Post until the server has noticed closed connections and accepts again."""
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        response = await client.post(URL, content=MITRE.read_bytes(), headers=headers())
+        if response.status_code != 503 or asyncio.get_running_loop().time() > deadline:
+            return response
+        await asyncio.sleep(0.05)
+
+
+class TestLogs:
+    async def test_a_forged_client_address_is_escaped_in_the_log(
+        self, settings, store, dispatcher, caplog
+    ):
+        forged = b"\x9b2J\x9b31mAll deliveries accepted\x9b0m"
+
+        async with served(settings, store, dispatcher) as client:
+            response = await client.post(
+                URL,
+                content=MITRE.read_bytes(),
+                headers=[("X-Forwarded-For", forged)],
+            )
+
+        [line] = [r.getMessage() for r in caplog.records if "Refused" in r.getMessage()]
+        assert response.status_code == 401
+        assert line == (
+            "Refused a delivery from \\x9b2J\\x9b31mAll deliveries accepted\\x9b0m: "
+            "Missing X-Webhook-Secret header."
+        )
+
+    async def test_a_content_type_with_control_characters_is_escaped_in_the_log(
+        self, client, caplog
+    ):
+        caplog.set_level(logging.INFO)
+
+        response = await client.post(
+            URL,
+            content=b"{}",
+            headers=[
+                ("X-Webhook-Secret", SECRET),
+                ("Content-Type", b"text/\x9b31mplain"),
+            ],
+        )
+
+        [line] = [
+            r.getMessage() for r in caplog.records if "Rejected" in r.getMessage()
+        ]
+        assert response.status_code == 415
+        assert "2 bytes of text/\\x9b31mplain, problem at the request" in line
+        assert "\x9b" not in line
+
+
+V21_THREAT = threat(MITRE)
+V20_THREAT = {"id": "111", "classification": "Malware"}
+WITH_ALERT = {"id": "111", "agentComputerName": "pc", "alert": {"externalId": "4"}}
+# Bodies that once got a 202 naming threat 111 while the flow read another threat,
+# each with the threat object the flow must get.
+MISREAD_BODIES = {
+    "threat-with-threatId": [V20_THREAT | {"threatId": "222"}],
+    "threat-with-externalId": [V20_THREAT | {"externalId": "333"}],
+    "threat-with-alert": {"data": [WITH_ALERT]},
+    "threat-with-data": V20_THREAT | {"data": [V21_THREAT]},
+    "threat-with-junk-data": V20_THREAT | {"data": [1, 2]},
+    "lone-threat-with-externalId": V20_THREAT | {"externalId": "333"},
+}
+
+
+def only_threat(payload):
+    """The one threat object of a list, an envelope, or a lone threat."""
+    if isinstance(payload, list):
+        return payload[0]
+    return payload["data"][0] if "classification" not in payload else payload
+
+
+class TestWhatTheFlowReads:
+    """The threat the 202 names is the threat the flow run reads."""
+
+    @pytest.mark.parametrize(
+        "payload", MISREAD_BODIES.values(), ids=MISREAD_BODIES.keys()
+    )
+    async def test_a_threat_with_keys_of_other_shapes_is_handed_on_as_itself(
+        self, client, store, dispatcher, payload
+    ):
+        response = await client.post(URL, json=payload, headers=headers())
+
+        [handoff] = dispatcher.calls
+        assert response.json()["threat_ids"] == ["111"]
+        assert read_request(handoff.parameters["payload"]).ids() == ["111"]
+        assert handoff.parameters["payload"] == only_threat(payload)
+        assert handoff.idempotency_key.startswith("s1:111:")
+        assert store.get(response.json()["delivery_id"]).status == "done"
+
+    @pytest.mark.parametrize(
+        "body",
+        [path.read_bytes() for path in sorted(FIXTURES.glob("s*/*.json"))]
+        + [
+            ALERT.read_bytes(),
+            json.dumps({"data": [threat(MITRE), threat(MACOS)]}).encode(),
+            json.dumps(
+                [threat(path) for path in sorted(FIXTURES.glob("s*/*.json"))]
+            ).encode(),
+            b'{"threatIds": ["1", "2"], "threatId": "3"}',
+        ],
+    )
+    async def test_every_accepted_body_is_read_by_the_flow_as_the_202_named(
+        self, client, dispatcher, body
+    ):
+        response = await client.post(URL, content=body, headers=headers())
+
+        named = response.json()["threat_ids"]
+        read = [
+            read_request(h.parameters["payload"]).ids()
+            if "payload" in h.parameters
+            else h.parameters["threat_ids"]
+            for h in dispatcher.calls
+        ]
+        assert response.status_code == 202
+        assert read == [[threat_id] for threat_id in named]

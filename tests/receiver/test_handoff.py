@@ -2,12 +2,16 @@
 
 import hashlib
 import json
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from s1_autotask.receiver import Handoff, HandoffError, plan_handoffs
+from s1_autotask.receiver import Delivery, Handoff, HandoffError, plan_handoffs
 from s1_autotask.receiver.handoff import hand_on
-from s1_autotask.sentinelone.intake import read_request_json
+from s1_autotask.sentinelone import ThreatPayloadError
+from s1_autotask.sentinelone.intake import read_request, read_request_json
 from tests.receiver.conftest import (
     MACOS,
     MACOS_ID,
@@ -111,6 +115,79 @@ class TestPlan:
         replayed = plan_handoffs(delivery, request, replay=2)[0].idempotency_key
 
         assert replayed == f"{original}:replay:2"
+
+
+IDS = st.integers(min_value=100, max_value=999).map(str)
+# The keys that decide what an object is read as, mixed freely.
+BASES = st.sampled_from(
+    [
+        {},
+        {"classification": "Malware"},
+        {"agentComputerName": "pc-1"},
+        {"threatInfo": {}},
+        {"detectionSource": {"product": "EDR"}},
+        {"alertInfo": {}},
+    ]
+)
+EXTRA_KEYS = st.sampled_from(
+    ["threatId", "threat_id", "threatIds", "threat_ids", "externalId", "alert", "data"]
+)
+
+
+def _objects(children: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    values = st.one_of(
+        IDS,
+        st.lists(IDS, min_size=1, max_size=3),
+        IDS.map(lambda threat_id: {"externalId": threat_id}),
+        st.lists(children, min_size=1, max_size=3),
+        st.just([1, 2]),
+    )
+    return st.builds(
+        lambda base, threat_id, extra: (
+            base | ({"id": threat_id} if threat_id else {}) | extra
+        ),
+        BASES,
+        st.none() | IDS,
+        st.dictionaries(EXTRA_KEYS, values, max_size=3),
+    )
+
+
+PAYLOADS = st.recursive(_objects(st.nothing()), _objects, max_leaves=6).flatmap(
+    lambda node: st.sampled_from([node, [node], {"data": [node, node]}])
+)
+
+
+class TestWhatTheFlowReads:
+    """Whatever a body holds, each run reads exactly the threat the 202 named."""
+
+    @settings(max_examples=400, deadline=None)
+    @given(payload=PAYLOADS)
+    def test_each_run_reads_the_threat_it_was_planned_for(self, payload):
+        body = json.dumps(payload).encode()
+        try:
+            request = read_request_json(body)
+        except ThreatPayloadError:
+            return
+        delivery = Delivery(
+            id="d1",
+            received_at=datetime.now(UTC),
+            body=body,
+            content_type="application/json",
+            kind=request.kind,
+            threat_ids=request.ids(),
+            status="dispatching",
+        )
+
+        handoffs = plan_handoffs(delivery, request)
+
+        read = [
+            read_request(h.parameters["payload"]).ids()
+            if "payload" in h.parameters
+            else h.parameters["threat_ids"]
+            for h in handoffs
+        ]
+        assert [h.threat_id for h in handoffs] == request.ids()
+        assert read == [[h.threat_id] for h in handoffs]
 
 
 class TestHandOn:

@@ -1,5 +1,7 @@
 """What the command line calls: serve, list deliveries, replay one."""
 
+import asyncio
+import json
 import socket
 
 import pytest
@@ -7,6 +9,7 @@ from pydantic import SecretStr
 
 from s1_autotask.receiver import (
     DeliveryNotFoundError,
+    DeliveryStore,
     ReceiverConfigError,
     ReplayError,
     list_deliveries,
@@ -17,11 +20,14 @@ from s1_autotask.receiver import (
 )
 from s1_autotask.receiver.store import RetryPolicy
 from tests.receiver.conftest import (
+    MACOS,
     MITRE,
     MITRE_ID,
     SECRET,
+    BlockingDispatcher,
     FailingDispatcher,
     RecordingDispatcher,
+    threat,
 )
 
 MITRE_KEY = f"s1:{MITRE_ID}:2022-03-11T12:44:33.501615+00:00"
@@ -38,6 +44,15 @@ def handed_on(store, dispatcher, settings):
     [claim] = store.claim_due()
     store.mark_done(claim, [dispatcher.runs.setdefault(MITRE_KEY, "run-1")])
     return delivery
+
+
+async def settled(tasks, count, timeout=5.0):
+    """Wait until ``count`` of ``tasks`` are done, or the timeout passes."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while sum(task.done() for task in tasks) < count:
+        if asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.01)
 
 
 class TestReplay:
@@ -133,6 +148,84 @@ class TestReplay:
     async def test_an_unknown_delivery_cannot_be_replayed(self, store, dispatcher):
         with pytest.raises(DeliveryNotFoundError, match="no delivery 'f00d'"):
             await replay(store, "f00d", dispatcher)
+
+    @pytest.mark.anyio
+    async def test_concurrent_replays_start_each_run_once_and_record_it(
+        self, store, settings
+    ):
+        three = [threat(MITRE), threat(MACOS), {"id": "42", "classification": "x"}]
+        delivery = store.add(
+            json.dumps(three).encode(),
+            content_type="application/json",
+            kind="threats",
+            threat_ids=[MITRE_ID, "2120407777501474123", "42"],
+        )
+        [claim] = store.claim_due()
+        store.mark_done(claim, ["run-0"])
+        dispatcher = BlockingDispatcher()
+
+        replays = [
+            asyncio.create_task(
+                replay(store, delivery.id, dispatcher, settings=settings)
+            )
+            for _ in range(10)
+        ]
+        await asyncio.wait_for(dispatcher.entered.wait(), 5)
+        # Every replay but the one handing on is answered while it still is.
+        await settled(replays, 9)
+        dispatcher.release.set()
+        outcomes = await asyncio.gather(*replays, return_exceptions=True)
+
+        records = [o for o in outcomes if not isinstance(o, BaseException)]
+        refusals = [o for o in outcomes if isinstance(o, BaseException)]
+        [record] = records
+        assert len(dispatcher.calls) == 3
+        assert all(h.idempotency_key.endswith(":replay:1") for h in dispatcher.calls)
+        assert record.flow_run_ids == tuple(dispatcher.runs.values())
+        assert store.get(delivery.id) == record
+        assert {str(r) for r in refusals} == {
+            f"Delivery {delivery.id} is being handed on right now; try again when "
+            "it is done."
+        }
+        assert all(isinstance(r, ReplayError) for r in refusals)
+
+    @pytest.mark.anyio
+    async def test_a_delivery_the_receiver_is_handing_on_is_not_replayed(
+        self, store, settings, dispatcher
+    ):
+        delivery = store.add(
+            b'{"threatId": "42"}',
+            content_type="application/json",
+            kind="threat_ids",
+            threat_ids=["42"],
+        )
+        [claim] = store.claim_due()
+
+        with pytest.raises(ReplayError, match="is being handed on right now"):
+            await replay(store, delivery.id, dispatcher, settings=settings)
+
+        assert dispatcher.calls == []
+        assert store.get(delivery.id) == claim
+
+    @pytest.mark.anyio
+    async def test_a_delivery_whose_handoff_died_is_replayed(
+        self, settings, dispatcher
+    ):
+        # A lease of zero: every claim is already older than it.
+        store = DeliveryStore(settings.data_dir, lease_seconds=0)
+        delivery = store.add(
+            b'{"threatId": "42"}',
+            content_type="application/json",
+            kind="threat_ids",
+            threat_ids=["42"],
+        )
+        store.claim_due()
+
+        replayed = await replay(store, delivery.id, dispatcher, settings=settings)
+
+        assert replayed.status == "done"
+        assert replayed.replays == 1
+        assert [h.threat_id for h in dispatcher.calls] == ["42"]
 
 
 class TestListing:

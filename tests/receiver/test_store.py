@@ -167,44 +167,96 @@ class TestClaims:
         assert max(delays) - min(delays) > 0
 
 
-class TestReplayReset:
-    def test_a_done_delivery_is_pending_again_with_its_replay_counted(self, store):
+class TestReplayClaims:
+    def test_a_done_delivery_is_claimed_again_with_its_replay_counted(self, store):
         add(store)
         [claim] = store.claim_due()
         store.mark_done(claim, ["run-1"])
 
-        reset = store.reset_for_replay(claim.id)
+        replay = store.claim_for_replay(claim.id)
 
-        assert reset.status == "pending"
-        assert reset.replays == 1
-        assert reset.attempts == 0
-        assert [d.id for d in store.claim_due()] == [claim.id]
+        assert replay.status == "dispatching"
+        assert replay.replays == 1
+        assert replay.attempts == 1
+        assert store.claim_due() == []
 
-    def test_a_claim_made_before_a_replay_cannot_finish_it(self, store):
+    def test_a_delivery_being_handed_on_is_not_claimed_for_replay(self, store):
         add(store)
-        [before] = store.claim_due()
+        [claim] = store.claim_due()
 
-        store.reset_for_replay(before.id)
+        with pytest.raises(ReplayError) as caught:
+            store.claim_for_replay(claim.id)
 
-        assert store.mark_done(before, ["run-1"]) is None
-        assert store.get(before.id).status == "pending"
+        assert str(caught.value) == (
+            f"Delivery {claim.id} is being handed on right now; try again when it "
+            "is done."
+        )
+        assert store.get(claim.id) == claim
+        assert store.mark_done(claim, ["run-1"]).status == "done"
 
-    def test_a_rejected_delivery_without_threats_cannot_be_reset(self, store):
+    def test_a_claim_older_than_the_lease_is_taken_over_by_a_replay(self, store):
+        add(store)
+        [stale] = store.claim_due()
+        later = stale.claimed_at + timedelta(seconds=CLAIM_LEASE_SECONDS + 1)
+
+        replay = store.claim_for_replay(stale.id, now=later)
+
+        assert replay.replays == 1
+        assert store.mark_done(stale, ["run-old"]) is None
+        assert store.mark_done(replay, ["run-new"]).flow_run_ids == ("run-new",)
+
+    def test_replays_from_many_threads_claim_a_delivery_once(self, tmp_path):
+        delivery = add(DeliveryStore(tmp_path))
+        claims: list[int] = []
+        refusals: list[str] = []
+        lock = threading.Lock()
+        start = threading.Barrier(8)
+
+        def replay() -> None:
+            own = DeliveryStore(tmp_path)
+            start.wait()
+            try:
+                claim = own.claim_for_replay(delivery.id)
+            except ReplayError as exc:
+                with lock:
+                    refusals.append(str(exc))
+            else:
+                with lock:
+                    claims.append(claim.replays)
+
+        threads = [threading.Thread(target=replay) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert claims == [1]
+        assert len(refusals) == 7
+        assert all("is being handed on right now" in text for text in refusals)
+        assert DeliveryStore(tmp_path).get(delivery.id).replays == 1
+
+    def test_a_rejected_delivery_without_threats_cannot_be_claimed(self, store):
         rejected = store.add_rejected(
             b"{}", content_type="application/json", reason="No threat in it."
         )
 
         with pytest.raises(ReplayError, match="holds no threats.*No threat in it"):
-            store.reset_for_replay(rejected.id)
+            store.claim_for_replay(rejected.id)
 
-    def test_a_rejected_delivery_read_anew_becomes_pending(self, store):
+        assert store.get(rejected.id).status == "rejected"
+
+    def test_a_rejected_delivery_read_anew_is_claimed(self, store):
         rejected = store.add_rejected(
             b'{"threatId": "7"}', content_type="text/plain", reason="Not JSON."
         )
 
-        reset = store.reset_for_replay(rejected.id, kind="threat_ids", threat_ids=["7"])
+        claim = store.claim_for_replay(rejected.id, kind="threat_ids", threat_ids=["7"])
 
-        assert reset.status == "pending"
-        assert reset.kind == "threat_ids"
-        assert reset.threat_ids == ("7",)
-        assert reset.last_error is None
+        assert claim.status == "dispatching"
+        assert claim.kind == "threat_ids"
+        assert claim.threat_ids == ("7",)
+        assert claim.last_error is None
+
+    def test_an_unknown_delivery_cannot_be_claimed_for_replay(self, store):
+        with pytest.raises(DeliveryNotFoundError, match="no delivery 'nope'"):
+            store.claim_for_replay("nope")

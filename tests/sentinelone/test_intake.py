@@ -42,6 +42,34 @@ class TestWholeThreats:
         assert request.kind == "threats"
         assert request.ids() == [BIG_ID]
 
+    @pytest.mark.parametrize(
+        "other",
+        [
+            {"threatId": "222"},
+            {"threatIds": ["222"]},
+            {"externalId": "333"},
+            {"alert": {"externalId": "444"}},
+            {"data": {"alert": {"externalId": "555"}}},
+            {"data": [{"id": "666", "classification": "Malware"}]},
+        ],
+        ids=["threatId", "threatIds", "externalId", "alert", "data.alert", "data"],
+    )
+    @pytest.mark.parametrize(
+        "threat",
+        [
+            {"id": "111", "classification": "Malware"},
+            {"id": "111", "agentComputerName": "pc-1"},
+            {"id": "111", "threatInfo": {"threatName": "x"}},
+        ],
+        ids=["v20-classification", "v20-computer", "v21"],
+    )
+    def test_a_threat_is_a_threat_whatever_other_keys_it_has(self, threat, other):
+        alone = read_request(threat | other)
+        listed = read_request([threat | other])
+
+        assert (alone.kind, alone.ids()) == ("threats", ["111"])
+        assert (listed.kind, listed.ids()) == ("threats", ["111"])
+
 
 class TestDoorbells:
     @pytest.mark.parametrize(
@@ -91,6 +119,24 @@ class TestDoorbells:
         error = _error({"threatIds": [str(n) for n in range(1001)]})
 
         assert "names 1001 threats in threatIds; at most 1000" in str(error)
+
+    def test_the_id_cap_counts_every_key_together(self):
+        ids = [str(n) for n in range(1000)]
+
+        error = _error({"threatId": "x", "threatIds": ids, "threat_ids": ids})
+
+        assert error.location == "payload"
+        assert str(error) == (
+            "Threat payload names 2001 threats in threatId, threatIds and "
+            "threat_ids; at most 1000 are accepted in one call."
+        )
+
+    def test_ids_up_to_the_cap_across_keys_are_accepted(self):
+        ids = [str(n) for n in range(999)]
+
+        request = read_request({"threatId": "x", "threat_ids": ids})
+
+        assert len(request.threat_ids) == 1000
 
 
 class TestUnifiedAlerts:

@@ -19,6 +19,7 @@ from s1_autotask.sentinelone import (
     parse_threats,
     parse_threats_json,
 )
+from s1_autotask.sentinelone.parse import threat_items
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sentinelone"
 MITRE = "v21-windows-suspicious-mitre-mitigated"
@@ -184,6 +185,35 @@ class TestPayloadShapes:
         threats = parse_threats(payload)
 
         assert len(threats) == MAX_THREATS_PER_CALL
+
+
+class TestThreatItems:
+    """The items a payload's threats are read from, where they are in it."""
+
+    def test_items_of_a_list_and_an_envelope_come_with_their_locations(self) -> None:
+        first, second = _load(MITRE), _load(V20)
+
+        listed = threat_items([first, second])
+        enveloped = threat_items({"data": [first, second]})
+
+        assert listed == [("[0]", first), ("[1]", second)]
+        assert enveloped == [("data[0]", first), ("data[1]", second)]
+
+    def test_a_threat_holding_a_data_list_is_one_item_itself(self) -> None:
+        threat = {"id": "111", "classification": "Malware", "data": [_load(MITRE)]}
+
+        items = threat_items(threat)
+        [parsed] = parse_threats(threat)
+
+        assert items == [("", threat)]
+        assert parsed.id == "111"
+
+    def test_the_nth_threat_is_parsed_from_the_nth_item(self) -> None:
+        payload = [_load(V20), _load(MITRE), {"id": "7", "agentComputerName": "pc"}]
+
+        pairs = zip(threat_items(payload), parse_threats(payload), strict=True)
+
+        assert all(parse_threats(item) == [threat] for (_, item), threat in pairs)
 
 
 class TestIds:
