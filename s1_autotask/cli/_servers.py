@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,6 +22,9 @@ from s1_autotask.cli._tickets import (
     DEMO_USERNAME,
 )
 from s1_autotask.emulators.sentinelone import DEFAULT_TOKEN as S1_DEMO_TOKEN
+
+if TYPE_CHECKING:
+    from s1_autotask.emulators.autotask import FaultPlan
 
 
 @app.command()
@@ -41,18 +44,38 @@ def emulator(
     integration_code: Annotated[
         str, typer.Option(help="Integration code the emulator accepts.")
     ] = DEMO_INTEGRATION_CODE,
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Fail calls on purpose: 'thread_limit=0.05,rate_limited=0.05,"
+                "server_error=0.05,slow=0.02,dropped=0.03,lost_answer=0.02', or "
+                "one total rate such as 0.2 spread over every kind."
+            )
+        ),
+    ] = None,
+    fault_seed: Annotated[int, typer.Option(help="Seed of the fault draws.")] = 0,
+    slow_seconds: Annotated[
+        float, typer.Option(help="How long a 'slow' fault holds a call.")
+    ] = 35.0,
 ) -> None:
     """Serve the local Autotask REST emulator until interrupted."""
     from s1_autotask.emulators.autotask import (
         AutotaskEmulator,
         EmulatorSeedError,
         EmulatorStartError,
+        FaultPlanError,
     )
     from s1_autotask.emulators.autotask import run as serve
 
     try:
+        plan = _fault_plan(faults, fault_seed, slow_seconds) if faults else None
         state = AutotaskEmulator.from_seed(
-            data, username=username, secret=secret, integration_code=integration_code
+            data,
+            username=username,
+            secret=secret,
+            integration_code=integration_code,
+            faults=plan,
         )
         serve(
             state,
@@ -62,7 +85,7 @@ def emulator(
                 f"Autotask emulator on {url}/atservicesrest/v1.0/"
             ),
         )
-    except (EmulatorSeedError, EmulatorStartError) as exc:
+    except (EmulatorSeedError, EmulatorStartError, FaultPlanError) as exc:
         fail(str(exc))
 
 
@@ -134,3 +157,16 @@ def receiver(
         serve(settings, PrefectDispatcher(settings.deployment))
     except ReceiverError as exc:
         fail(str(exc))
+
+
+def _fault_plan(spec: str, seed: int, slow_seconds: float) -> FaultPlan:
+    from s1_autotask.emulators.autotask import FaultPlan, FaultPlanError
+
+    try:
+        rate = float(spec)
+    except ValueError:
+        return FaultPlan.from_spec(spec, seed=seed, slow_seconds=slow_seconds)
+    if not 0 <= rate <= 1:
+        msg = f"--faults {spec} is not a rate between 0 and 1."
+        raise FaultPlanError(msg)
+    return FaultPlan.uniform(rate, seed=seed, slow_seconds=slow_seconds)

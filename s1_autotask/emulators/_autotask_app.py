@@ -3,11 +3,13 @@
 One catch-all route normalises the path, because Autotask routes ignore case
 (`/ATServicesRest/V1.0/Tickets` and `/atservicesrest/v1.0/tickets` are the same).
 Errors travel as `EmulatedApiError` and leave as Autotask's bodies: `{"errors": [...]}`
-from the API, `{"Message": ...}` from its web framework, nothing on a 401.
+from the API, `{"Message": ...}` from its web framework, nothing on a 401. Faults
+from the emulator's plan are applied here, to authenticated calls only.
 """
 
 import asyncio
 import json
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -15,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from s1_autotask.emulators._autotask_entities import (
     TICKET_ADDITIONAL_CONFIGURATION_ITEMS,
@@ -24,6 +27,12 @@ from s1_autotask.emulators._autotask_entities import (
     entity_by_path,
 )
 from s1_autotask.emulators._autotask_errors import EmulatedApiError, server_error
+from s1_autotask.emulators._autotask_faults import (
+    REFUSALS,
+    ConnectionCut,
+    FaultKind,
+    remember_transport,
+)
 from s1_autotask.emulators._autotask_query import (
     PageCursor,
     paginate,
@@ -37,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["create_app"]
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _WITH_UDFS_AND_WEBHOOKS = frozenset(
     {"Companies", "Contacts", "ConfigurationItems", "Tickets"}
 )
@@ -45,7 +55,16 @@ _WITH_UDFS_AND_WEBHOOKS = frozenset(
 def create_app(emulator: "AutotaskEmulator") -> Starlette:
     """Build the ASGI application serving `emulator`."""
     api = _AutotaskApi(emulator)
-    return Starlette(routes=[Route("/{path:path}", api.handle, methods=_METHODS)])
+    return _EmulatorApp(routes=[Route("/{path:path}", api.handle, methods=_METHODS)])
+
+
+class _EmulatorApp(Starlette):
+    """Starlette, plus a hold on the connection so a fault can cut it."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Only here, outside Starlette's middleware, is `send` still the server's.
+        remember_transport(scope, send)
+        await super().__call__(scope, receive, send)
 
 
 class _AutotaskApi:
@@ -83,9 +102,29 @@ class _AutotaskApi:
 
         self._emulator.authenticate(request.headers)
         delay = self._emulator.count_request() + self._emulator.latency_seconds
+        fault = self._emulator.draw_fault(
+            request.method, "/".join(path), write=_is_write(request.method, path)
+        )
+        if fault is not None and fault.kind in REFUSALS:
+            raise self._emulator.fault_error(fault, endpoint)
+        # Take the whole request in before working on it, as a server does: a slow
+        # call is then still carried out after its client stopped waiting, and a cut
+        # ends the stream cleanly instead of resetting it over unread bytes.
+        await request.body()
+        if fault is not None and fault.kind is FaultKind.DROPPED:
+            return ConnectionCut()
+        if fault is not None:
+            delay += fault.delay
+
         with self._emulator.thread_slot(endpoint):
             if delay > 0:
                 await asyncio.sleep(delay)
+            if fault is not None and fault.kind is FaultKind.LOST_ANSWER:
+                # The write is applied and saved; its answer, whatever it says,
+                # never reaches the client.
+                with suppress(EmulatedApiError):
+                    await self._route(request, path)
+                return ConnectionCut()
             return await self._route(request, path)
 
     def _zone(self, request: Request) -> Response:
@@ -223,6 +262,9 @@ class _AutotaskApi:
         )
         if request.method == "GET":
             return JSONResponse(self._children(entity, ticket_id))
+        # TODO: note updates (PATCH or PUT Tickets/{id}/Notes, the note id in the
+        # body) answer 405 here although Autotask accepts them; the integration
+        # only ever adds notes, so no caller needs them yet.
         _allow(request, "POST")
         body = await _read_json(request)
         if entity is TICKET_NOTES:
@@ -243,6 +285,15 @@ class _AutotaskApi:
             "nextPageUrl": None,
         }
         return {"items": items, "pageDetails": details}
+
+
+def _is_write(method: str, path: list[str]) -> bool:
+    """Whether a call would save something: an entity root or a ticket's child."""
+    if method not in _WRITE_METHODS or entity_by_path(path[0]) is None:
+        return False
+    return len(path) == 1 or (
+        len(path) == 3 and path[0] == "tickets" and path[1].isdigit()
+    )
 
 
 def _endpoint(path: list[str]) -> str | None:

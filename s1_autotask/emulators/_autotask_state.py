@@ -2,7 +2,8 @@
 
 Everything a request can read or change lives here behind one lock, so the
 emulator can be served from a background thread while a test or the demo reads
-its tickets from another.
+its tickets from another. The fault plan and the counters a benchmark reads live
+here too.
 """
 
 import hmac
@@ -24,6 +25,14 @@ from s1_autotask.emulators._autotask_entities import (
     EntitySpec,
 )
 from s1_autotask.emulators._autotask_errors import EmulatedApiError, server_error
+from s1_autotask.emulators._autotask_faults import (
+    EmulatorCounters,
+    FaultInjector,
+    FaultKind,
+    FaultPlan,
+    InjectedFault,
+    unexpected_error,
+)
 from s1_autotask.emulators._autotask_query import project
 from s1_autotask.emulators._autotask_seed import (
     build_tables,
@@ -53,6 +62,7 @@ ZONE_ERROR = "Zone information could not be determined"
 # SOAP-era wording; REST answers a bad code with a 500 whose text is not captured.
 INTEGRATION_CODE_ERROR = "IntegrationCode is invalid."
 THRESHOLD_WINDOW_SECONDS = 3600.0
+_WRITE_COUNTERS = ("tickets_created", "tickets_updated", "notes_created")
 _FIRST_IDS = {
     TICKETS.name: 128901,
     TICKET_NOTES.name: 30777601,
@@ -80,6 +90,8 @@ class AutotaskEmulator:
             Retry-After header value in seconds.
         threshold_delays: seconds added at 50 % and at 75 % of the threshold.
         strict_operators: refuse unknown filter operators instead of ignoring them.
+        faults: how often authenticated calls fail on purpose; None for never.
+            Change it while serving through the `faults` property.
     """
 
     def __init__(
@@ -97,6 +109,7 @@ class AutotaskEmulator:
         threshold_retry_after: int | None = None,
         threshold_delays: tuple[float, float] = (0.5, 1.0),
         strict_operators: bool = False,
+        faults: FaultPlan | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = _utc_now,
     ) -> None:
@@ -119,6 +132,8 @@ class AutotaskEmulator:
         self._tables = build_tables(self._seed)
         self._in_flight: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._requests: deque[float] = deque()
+        self._faults = FaultInjector(faults)
+        self._writes = dict.fromkeys(_WRITE_COUNTERS, 0)
         self.ticket_fields = FieldMetadata(load_bundled_fields("ticket-fields.json"))
         self.note_fields = FieldMetadata(load_bundled_fields("ticket-note-fields.json"))
         self._rules = TicketRules(
@@ -131,11 +146,57 @@ class AutotaskEmulator:
         return cls(load_seed(path), **options)
 
     def reset(self) -> None:
-        """Forget created tickets, notes and usage: back to the seeded tenant."""
+        """Forget created tickets, notes and usage: back to the seeded tenant.
+
+        The fault plan stays in force, its random source restarted, so a run
+        after a reset fails as the first one did.
+        """
         tables = build_tables(self._seed)
         with self._lock:
             self._tables = tables
             self._requests.clear()
+            self._writes = dict.fromkeys(_WRITE_COUNTERS, 0)
+        self._faults.restart()
+
+    # Faults and counters
+
+    @property
+    def faults(self) -> FaultPlan:
+        """The fault plan in force; a plan without faults unless one was given.
+
+        Assign a plan to switch while serving, or None to stop faults; the
+        counters carry on across the switch.
+        """
+        return self._faults.plan
+
+    @faults.setter
+    def faults(self, plan: FaultPlan | None) -> None:
+        self._faults.use(plan)
+
+    @property
+    def counters(self) -> EmulatorCounters:
+        """Calls seen, faults injected per kind and writes saved, as of now."""
+        requests, faults = self._faults.counts()
+        with self._lock:
+            writes = dict(self._writes)
+        return EmulatorCounters(requests=requests, faults=faults, **writes)
+
+    def draw_fault(
+        self, method: str, path: str, *, write: bool
+    ) -> InjectedFault | None:
+        """Count one authenticated call and pick the fault it suffers, if any."""
+        return self._faults.draw(method, path, write=write)
+
+    def fault_error(self, fault: InjectedFault, endpoint: str) -> EmulatedApiError:
+        """The error answering a call refused by `fault`."""
+        if fault.kind is FaultKind.THREAD_LIMIT:
+            return self.thread_limit_error(endpoint)
+        if fault.kind is FaultKind.RATE_LIMITED:
+            return self._threshold_error(status=429)
+        if fault.kind is FaultKind.SERVER_ERROR:
+            return unexpected_error(fault.error_id)
+        msg = f"Fault {fault.kind} is not answered with an error."
+        raise ValueError(msg)
 
     # Authentication and limits
 
@@ -194,11 +255,7 @@ class AutotaskEmulator:
         key = (self.integration_code, endpoint.lower())
         with self._lock:
             if self._in_flight[key] >= self.thread_limit:
-                text = (
-                    f"The Autotask API thread threshold of {self.thread_limit} threads "
-                    f"has been exceeded. Endpoint: {endpoint}. Error code: Itgenatr005"
-                )
-                raise EmulatedApiError(self.thread_limit_status, [text])
+                raise self.thread_limit_error(endpoint)
             self._in_flight[key] += 1
         try:
             yield
@@ -206,7 +263,15 @@ class AutotaskEmulator:
             with self._lock:
                 self._in_flight[key] -= 1
 
-    def _threshold_error(self) -> EmulatedApiError:
+    def thread_limit_error(self, endpoint: str) -> EmulatedApiError:
+        """The refusal of a call beyond the thread limit of `endpoint`."""
+        text = (
+            f"The Autotask API thread threshold of {self.thread_limit} threads "
+            f"has been exceeded. Endpoint: {endpoint}. Error code: Itgenatr005"
+        )
+        return EmulatedApiError(self.thread_limit_status, [text])
+
+    def _threshold_error(self, status: int | None = None) -> EmulatedApiError:
         # The real wording and status are not documented; this follows the docs' terms.
         text = (
             f"The API request threshold of {self.request_threshold} requests per 60 "
@@ -215,7 +280,8 @@ class AutotaskEmulator:
         headers = {}
         if self.threshold_retry_after is not None:
             headers["Retry-After"] = str(self.threshold_retry_after)
-        return EmulatedApiError(self.threshold_status, [text], headers=headers)
+        status = self.threshold_status if status is None else status
+        return EmulatedApiError(status, [text], headers=headers)
 
     # Reading
 
@@ -271,6 +337,7 @@ class AutotaskEmulator:
             )
             row.setdefault("userDefinedFields", [])
             self._tables[TICKETS.name][ticket_id] = row
+            self._writes["tickets_created"] += 1
         logger.info("Emulator created ticket %s (%s)", ticket_id, number)
         return ticket_id
 
@@ -298,6 +365,7 @@ class AutotaskEmulator:
             now = format_datetime(self._now())
             updated.update(lastActivityDate=now, lastTrackedModificationDateTime=now)
             self._tables[TICKETS.name][current["id"]] = updated
+            self._writes["tickets_updated"] += 1
         logger.info("Emulator updated ticket %s", current["id"])
         return int(current["id"])
 
@@ -322,6 +390,7 @@ class AutotaskEmulator:
             row.setdefault("userDefinedFields", [])
             self._tables[TICKET_NOTES.name][note_id] = row
             ticket["lastActivityDate"] = now
+            self._writes["notes_created"] += 1
         logger.info("Emulator created note %s on ticket %s", note_id, ticket_id)
         return note_id
 

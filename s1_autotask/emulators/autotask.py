@@ -6,6 +6,10 @@ at run time, and the limits real tenants enforce (3 concurrent requests per
 integration code and entity, an hourly request threshold). `create_app` exposes it
 as the Autotask REST contract; `serve_in_thread` and `run` put it on a port.
 
+A `FaultPlan` makes it misbehave on purpose (thread-limit and 429 refusals, opaque
+500s, slow answers, dropped connections, writes whose answer is lost), so a client
+can be shown to survive; `AutotaskEmulator.counters` tells what happened.
+
 Credentials default to username "api-user@example.com", secret "emulator-secret"
 and integration code "EMULATOR-CODE"; they guard nothing real.
 """
@@ -15,6 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from s1_autotask.emulators._autotask_app import create_app
+from s1_autotask.emulators._autotask_faults import (
+    DEFAULT_SLOW_SECONDS,
+    EmulatorCounters,
+    FaultKind,
+    FaultPlan,
+    FaultPlanError,
+)
 from s1_autotask.emulators._autotask_seed import EmulatorSeedError, load_seed
 from s1_autotask.emulators._autotask_state import (
     DEFAULT_INTEGRATION_CODE,
@@ -31,10 +42,15 @@ from s1_autotask.emulators._serving import (
 __all__ = [
     "DEFAULT_INTEGRATION_CODE",
     "DEFAULT_SECRET",
+    "DEFAULT_SLOW_SECONDS",
     "DEFAULT_USERNAME",
     "AutotaskEmulator",
+    "EmulatorCounters",
     "EmulatorSeedError",
     "EmulatorStartError",
+    "FaultKind",
+    "FaultPlan",
+    "FaultPlanError",
     "RunningEmulator",
     "create_app",
     "load_seed",

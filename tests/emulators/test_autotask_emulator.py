@@ -8,7 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from s1_autotask.autotask.client import AutotaskClient, AutotaskCredentials
+from s1_autotask.autotask.errors import AutotaskValidationError, is_transient
+from s1_autotask.autotask.picklists import Picklists
 from s1_autotask.emulators._autotask_seedgen import build_seed
 from s1_autotask.emulators.autotask import (
     AutotaskEmulator,
@@ -28,9 +32,9 @@ AUTH_HEADERS = {
 }
 ALL_ROWS = {"filter": [{"op": "exist", "field": "id"}]}
 QUEUE_MONITORING = 29683482
-SAMPLE_FIELDS = (
-    Path(__file__).parents[2] / "s1_autotask/emulators/data/ticket-fields.json"
-)
+DATA = Path(__file__).parents[2] / "s1_autotask/emulators/data"
+SAMPLE_FIELDS = DATA / "ticket-fields.json"
+NOTE_FIELDS = DATA / "ticket-note-fields.json"
 
 
 def client_for(
@@ -799,6 +803,94 @@ class TestTicketUpdate:
         assert ticket["externalID"] is None
         assert ticket["ticketNumber"].endswith(".0001")
 
+    async def test_patched_status_reads_back_over_http(self, served):
+        """A status change is what GET and a query return afterwards."""
+        async with client_for(served) as client:
+            ticket_id = (await client.post("Tickets", json=ticket_body())).json()[
+                "itemId"
+            ]
+            created = (await client.get(f"Tickets/{ticket_id}")).json()["item"]
+            response = await client.patch(
+                "Tickets", json={"Id": ticket_id, "Status": "8"}
+            )
+            fetched = (await client.get(f"Tickets/{ticket_id}")).json()["item"]
+            found = await client.post(
+                "Tickets/query",
+                json={"filter": [{"op": "eq", "field": "status", "value": 8}]},
+            )
+
+        assert response.json() == {"itemId": ticket_id}
+        assert fetched["status"] == 8
+        assert fetched["lastTrackedModificationDateTime"] is not None
+        assert fetched["createDate"] == created["createDate"]
+        assert fetched["ticketNumber"] == created["ticketNumber"]
+        assert [item["id"] for item in found.json()["items"]] == [ticket_id]
+
+    @pytest.mark.parametrize(
+        ("changes", "field"),
+        [
+            ({"status": 99}, "status"),
+            ({"status": None}, "status"),
+            ({"priority": 7}, "priority"),
+            ({"queueID": 29683491}, "queueID"),
+            ({"subIssueType": 138}, "subIssueType"),
+            ({"issueType": 2}, "subIssueType"),
+            ({"ticketCategory": 5}, "ticketCategory"),
+        ],
+        ids=[
+            "unknown-status",
+            "status-cleared",
+            "unknown-priority",
+            "inactive-queue",
+            "inactive-sub-issue",
+            "issue-type-orphaning-sub-issue",
+            "inactive-category",
+        ],
+    )
+    async def test_patch_with_a_bad_picklist_value_is_refused_and_changes_nothing(
+        self, served, changes, field
+    ):
+        """PATCH values are checked against the picklists, isActive included."""
+        async with client_for(served) as client:
+            ticket_id = (await client.post("Tickets", json=ticket_body())).json()[
+                "itemId"
+            ]
+            response = await client.patch("Tickets", json={"id": ticket_id, **changes})
+
+        assert response.status_code == 500
+        assert response.json() == {
+            "errors": [
+                f"Value does not reference an existing entity for {field} . "
+                " | Error updating entity for record number [1]."
+            ]
+        }
+        assert served.emulator.tickets[0]["status"] == 1
+        assert served.emulator.tickets[0]["subIssueType"] == 136
+
+    async def test_patch_to_an_inactive_company_is_refused(self, served):
+        """References are checked on update as on create."""
+        archived = company_id(served, "Example Site - Archived")
+        async with client_for(served) as client:
+            ticket_id = (await client.post("Tickets", json=ticket_body())).json()[
+                "itemId"
+            ]
+            response = await client.patch(
+                "Tickets", json={"id": ticket_id, "companyID": archived}
+            )
+
+        assert response.json()["errors"] == [
+            "Reference value on field: companyID of type: Company does not exist or "
+            "is invalid. | Error updating entity for record number [1]."
+        ]
+
+    async def test_patch_without_an_id_is_refused(self, served):
+        """The id travels in the body; without it nothing can be updated."""
+        async with client_for(served) as client:
+            response = await client.patch("Tickets", json={"status": 5})
+
+        assert response.status_code == 500
+        assert response.json() == {"errors": ["An id is required to update a Ticket."]}
+
 
 class TestTicketNotes:
     """Notes are created under Tickets/{id}/Notes and read through TicketNotes."""
@@ -864,12 +956,33 @@ class TestTicketNotes:
                 {"title": "t" * 251, "description": "x", "noteType": 1, "publish": 1},
                 "String value exceeds maximum length (field:title).",
             ),
+            (
+                {"description": "x", "noteType": 1, "publish": 3},
+                "Value does not reference an existing entity for publish . ",
+            ),
+            (
+                {"description": "x", "publish": 1},
+                "Value does not reference an existing entity for noteType . ",
+            ),
+            (
+                {"description": "x" * 32001, "noteType": 1, "publish": 1},
+                "String value exceeds maximum length (field:description).",
+            ),
+            (
+                {"description": "x", "noteType": "task", "publish": 1},
+                "Error converting value \"task\" to type 'System.Int32'. Path "
+                "'noteType'.",
+            ),
         ],
         ids=[
             "missing-description",
             "inactive-note-type",
             "missing-publish",
             "long-title",
+            "unknown-publish",
+            "missing-note-type",
+            "long-description",
+            "text-note-type",
         ],
     )
     async def test_invalid_note_is_refused(self, served, note, message):
@@ -894,6 +1007,110 @@ class TestTicketNotes:
             listed = await client.get(f"Tickets/{first}/Notes")
 
         assert [item["ticketID"] for item in listed.json()["items"]] == [first]
+
+    async def test_note_reads_back_by_id_under_its_own_ticket_only(self, served):
+        """GET Tickets/{id}/Notes/{noteId} finds the note; another ticket's is null."""
+        note = {"TicketID": 0, "Description": "Quarantined.", "NoteType": 3}
+        async with client_for(served) as client:
+            first = (await client.post("Tickets", json=ticket_body())).json()["itemId"]
+            other = (await client.post("Tickets", json=ticket_body())).json()["itemId"]
+            note_id = (
+                await client.post(f"Tickets/{first}/Notes", json=note | {"Publish": 2})
+            ).json()["itemId"]
+            own = await client.get(f"Tickets/{first}/Notes/{note_id}")
+            foreign = await client.get(f"Tickets/{other}/Notes/{note_id}")
+            root = await client.get(f"TicketNotes/{note_id}")
+
+        item = own.json()["item"]
+        assert (item["ticketID"], item["noteType"], item["publish"]) == (first, 3, 2)
+        assert item["description"] == "Quarantined."
+        assert item["createDateTime"].endswith("Z")
+        assert foreign.json() == {"item": None}
+        assert root.json()["item"] == item
+
+    async def test_notes_query_by_ticket_id_pages_and_counts(self, served):
+        """TicketNotes/query and query/count filter notes by ticketID."""
+        note = {"description": "update", "noteType": 1, "publish": 1}
+        query = {"filter": [{"op": "eq", "field": "TicketID", "value": None}]}
+        async with client_for(served) as client:
+            first = (await client.post("Tickets", json=ticket_body())).json()["itemId"]
+            other = (await client.post("Tickets", json=ticket_body())).json()["itemId"]
+            for ticket in (first, other, first):
+                await client.post(f"Tickets/{ticket}/Notes", json=note)
+            query["filter"][0]["value"] = first
+            items = await query_all(client, "TicketNotes", query)
+            count = await client.post("TicketNotes/query/count", json=query)
+
+        assert [item["ticketID"] for item in items] == [first, first]
+        assert count.json() == {"queryCount": 2}
+
+    async def test_note_fields_are_the_bundled_note_sample(self, served):
+        """TicketNotes/entityInformation/fields serves the note picklists."""
+        expected = json.loads(NOTE_FIELDS.read_text(encoding="utf-8"))
+        async with client_for(served) as client:
+            response = await client.get("TicketNotes/entityInformation/fields")
+
+        fields = {f["name"]: f for f in response.json()["fields"]}
+        assert response.json() == {"fields": expected["fields"]}
+        assert [v["label"] for v in fields["publish"]["picklistValues"]] == [
+            "All Autotask Users",
+            "Internal Only",
+        ]
+        assert fields["noteType"]["isRequired"] is True
+
+
+class TestTicketLifecycleWithTheClient:
+    """The project's client walks a ticket through its life on the emulator."""
+
+    async def test_create_update_note_and_read_back(self, served):
+        """Create, move to Complete, add a note, then read both back."""
+        credentials = AutotaskCredentials(
+            username=AUTH_HEADERS["UserName"],
+            secret=SecretStr(AUTH_HEADERS["Secret"]),
+            integration_code=SecretStr(AUTH_HEADERS["ApiIntegrationCode"]),
+        )
+        zone = f"{served.url}/atservicesrest/v1.0/zoneInformation"
+        async with AutotaskClient(credentials, zone_url=zone, timeout=10) as client:
+            note_picklists = Picklists.from_fields(
+                await client.entity_fields("TicketNotes")
+            )
+            ticket_id = await client.create("Tickets", ticket_body())
+            updated = await client.update("Tickets", {"id": ticket_id, "status": 5})
+            note_id = await client.create_ticket_note(
+                ticket_id,
+                {
+                    "title": "Resolved in SentinelOne",
+                    "description": "The threat was marked resolved.",
+                    "noteType": note_picklists.resolve("noteType", "Task Notes"),
+                    "publish": note_picklists.resolve("publish", "Internal Only"),
+                },
+            )
+            ticket = await client.get("Tickets", ticket_id)
+            notes = await client.query(
+                "TicketNotes", [{"op": "eq", "field": "ticketID", "value": ticket_id}]
+            )
+
+        assert updated == ticket_id
+        assert ticket is not None
+        assert ticket["status"] == 5
+        assert [(n["id"], n["noteType"], n["publish"]) for n in notes] == [
+            (note_id, 3, 2)
+        ]
+
+    async def test_bad_status_on_update_is_a_validation_error(self, served):
+        """A refused PATCH reaches the client as a non-transient validation error."""
+        credentials = AutotaskCredentials(
+            username=AUTH_HEADERS["UserName"],
+            secret=SecretStr(AUTH_HEADERS["Secret"]),
+            integration_code=SecretStr(AUTH_HEADERS["ApiIntegrationCode"]),
+        )
+        zone = f"{served.url}/atservicesrest/v1.0/zoneInformation"
+        async with AutotaskClient(credentials, zone_url=zone, timeout=10) as client:
+            ticket_id = await client.create("Tickets", ticket_body())
+            with pytest.raises(AutotaskValidationError, match="status") as caught:
+                await client.update("Tickets", {"id": ticket_id, "status": 99})
+
+        assert not is_transient(caught.value)
 
 
 class TestAdditionalConfigurationItems:
