@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +25,6 @@ from s1_autotask.autotask.ticket import TicketDraft
 from s1_autotask.config import Settings
 from s1_autotask.mapping import CompanyMappingError, CompanyMatch
 from s1_autotask.outcome import (
-    Action,
     CompanySummary,
     TechniqueSummary,
     ThreatFailure,
@@ -34,12 +34,15 @@ from s1_autotask.sentinelone.intake import merge_ids
 from s1_autotask.sentinelone.models import Threat
 from tasks._runtime import current_settings
 from tasks.autotask import (
+    UpsertResult,
+    check_labels,
     fetch_companies,
+    fetch_note_fields,
     fetch_resources,
     fetch_ticket_fields,
     upsert_ticket,
 )
-from tasks.sentinelone import fetch_threats
+from tasks.sentinelone import fetch_threats, write_back_ticket
 from tasks.threat import analyze_attack, build_ticket, extract_threat, pick_company
 
 
@@ -122,37 +125,43 @@ async def ticket_threats(
     await ensure_concurrency_limit(
         settings.concurrency_limit, settings.concurrency_slots
     )
-    _resources, companies, ticket_fields = await reference_data(settings)
+    reference = await reference_data(settings)
+    check_labels(reference.ticket_fields, reference.note_fields, settings.ticket)
 
-    results = await handle_threats(threats, companies, ticket_fields, dry_run=dry_run)
+    results = await handle_threats(threats, reference, dry_run=dry_run)
     outcomes = [r for r in results if isinstance(r, TicketOutcome)]
     failures = [r for r in results if isinstance(r, ThreatFailure)]
     return outcomes, failures
 
 
-async def reference_data(
-    settings: Settings,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Fetch resources, companies and ticket fields concurrently, through the cache."""
+@dataclass(frozen=True)
+class ReferenceData:
+    """What every threat of a run is handled against, fetched once and cached."""
+
+    resources: list[dict[str, Any]]
+    companies: list[dict[str, Any]]
+    ticket_fields: list[dict[str, Any]]
+    note_fields: list[dict[str, Any]]
+
+
+async def reference_data(settings: Settings) -> ReferenceData:
+    """Fetch resources, companies and field metadata concurrently, via the cache."""
     ttl = settings.cache_ttl_seconds
     options: dict[str, Any] = (
         {"cache_expiration": timedelta(seconds=ttl)} if ttl else {"refresh_cache": True}
     )
     tenant = settings.autotask.tenant_key()
-    resources, companies, fields = await asyncio.gather(
+    resources, companies, fields, note_fields = await asyncio.gather(
         fetch_resources.with_options(**options)(tenant),
         fetch_companies.with_options(**options)(tenant),
         fetch_ticket_fields.with_options(**options)(tenant),
+        fetch_note_fields.with_options(**options)(tenant),
     )
-    return resources, companies, fields
+    return ReferenceData(resources, companies, fields, note_fields)
 
 
 async def handle_threats(
-    threats: list[Threat],
-    companies: list[dict[str, Any]],
-    ticket_fields: list[dict[str, Any]],
-    *,
-    dry_run: bool,
+    threats: list[Threat], reference: ReferenceData, *, dry_run: bool
 ) -> list[TicketOutcome | ThreatFailure]:
     """Handle threats a few at a time; a failure is a one-line reason, in order.
 
@@ -171,7 +180,7 @@ async def handle_threats(
     async def one(threat: Threat) -> TicketOutcome | ThreatFailure:
         async with gate:
             try:
-                return await _handle(threat, companies, ticket_fields, dry_run=dry_run)
+                return await _handle(threat, reference, dry_run=dry_run)
             except (AutotaskError, CompanyMappingError, ValueError) as exc:
                 # The message is the whole story; the traceback is on the task run.
                 get_run_logger().error("Threat %s got no ticket: %s", threat.id, exc)
@@ -187,27 +196,53 @@ def _newer(threat: Threat, than: Threat) -> bool:
 
 
 async def _handle(
-    threat: Threat,
-    companies: list[dict[str, Any]],
-    ticket_fields: list[dict[str, Any]],
-    *,
-    dry_run: bool,
+    threat: Threat, reference: ReferenceData, *, dry_run: bool
 ) -> TicketOutcome:
     analysis = analyze_attack(threat)
-    company = pick_company(threat, companies)
-    draft = build_ticket(threat, analysis, company, ticket_fields)
-    action, ticket = await upsert_ticket(draft, dry_run=dry_run)
+    company = pick_company(threat, reference.companies)
+    draft = build_ticket(threat, analysis, company, reference.ticket_fields)
+    result = await upsert_ticket(
+        draft, reference.ticket_fields, reference.note_fields, dry_run=dry_run
+    )
+    if not dry_run:
+        await _write_back(threat, result)
 
-    outcome = _outcome(threat, analysis, company, draft, action, ticket)
+    outcome = _outcome(threat, analysis, company, draft, result)
     await _publish_artifact(outcome, draft)
     get_run_logger().info(
         "Threat %s: %s ticket %s in company %s",
         threat.id,
-        action,
+        result.action,
         outcome.ticket_number or outcome.ticket_id or "-",
         company.id,
     )
     return outcome
+
+
+async def _write_back(threat: Threat, result: UpsertResult) -> None:
+    """Give SentinelOne the ticket number, when its API is configured.
+
+    A new ticket also gets a threat note with its link. The number is written again
+    whenever the threat does not carry it yet (an earlier write-back failed), so it
+    heals itself. A failure here never fails the ticket.
+    """
+    number = result.ticket.get("ticketNumber")
+    if not number or not current_settings().sentinelone.is_configured():
+        return
+    if result.action != "created" and threat.external_ticket_id == number:
+        return
+    try:
+        await write_back_ticket(
+            threat.id, str(number), result.link, note=result.action == "created"
+        )
+    except Exception as exc:  # noqa: BLE001 - the ticket stands whatever happens here
+        get_run_logger().warning(
+            "Threat %s: ticket %s is made, but writing it back to SentinelOne "
+            "failed: %s",
+            threat.id,
+            number,
+            exc,
+        )
 
 
 def _outcome(
@@ -215,14 +250,14 @@ def _outcome(
     analysis: AttackAnalysis,
     company: CompanyMatch,
     draft: TicketDraft,
-    action: Action,
-    ticket: dict[str, Any],
+    result: UpsertResult,
 ) -> TicketOutcome:
     return TicketOutcome(
         threat_id=threat.id,
-        action=action,
-        ticket_id=ticket.get("id"),
-        ticket_number=ticket.get("ticketNumber"),
+        action=result.action,
+        ticket_id=result.ticket.get("id"),
+        ticket_number=result.ticket.get("ticketNumber"),
+        ticket_url=result.link,
         title=draft.title,
         priority=draft.labels.get("priority", ""),
         severity=draft.severity,
@@ -256,6 +291,7 @@ async def _publish_artifact(outcome: TicketOutcome, draft: TicketDraft) -> None:
             f"| Severity | {outcome.severity}: {_md(draft.severity_reason)} |",
             f"| Priority | {_md(outcome.priority)} |",
             f"| Techniques | {_md(techniques)} |",
+            f"| Link | {outcome.ticket_url or '-'} |",
         ]
     )
     await acreate_markdown_artifact(

@@ -6,7 +6,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Action = Literal["created", "would_create", "exists", "updated", "unchanged"]
+Action = Literal[
+    "created",
+    "would_create",
+    "unchanged",
+    "updated",
+    "would_update",
+    "closed",
+    "would_close",
+    "reopened",
+    "would_reopen",
+]
 
 
 class CompanySummary(BaseModel):
@@ -39,6 +49,7 @@ class TicketOutcome(BaseModel):
     action: Action
     ticket_id: int | None = None
     ticket_number: str | None = None
+    ticket_url: str | None = None
     title: str
     priority: str
     severity: str
@@ -53,6 +64,7 @@ class TicketOutcome(BaseModel):
             "action": self.action,
             "ticket_id": self.ticket_id,
             "ticket_number": self.ticket_number,
+            "ticket_url": self.ticket_url,
             "ticket": self.ticket,
             "company": {
                 "id": self.company.id,

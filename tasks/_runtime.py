@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import os
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,9 +17,25 @@ from s1_autotask.autotask.errors import AutotaskConfigError, is_transient
 from s1_autotask.config import Settings, load_settings
 from s1_autotask.redaction import install_redaction
 
-# Rising delays: Autotask's thread limit clears within seconds, its hourly threshold
-# does not, and a retry storm would spend the tenant's shared budget.
-RETRY_DELAYS: list[float] = [2.0, 10.0, 30.0]
+# Rising delays between task retries: Autotask's thread limit clears within
+# seconds, its hourly threshold does not, and a retry storm would spend the tenant's
+# shared budget. Read when the tasks are defined, so S1AT_TASK_RETRY_DELAYS (for
+# example "0.2,0.5,1" in tests) must be set before they are imported.
+DEFAULT_RETRY_DELAYS = (2.0, 10.0, 30.0)
+
+
+def _retry_delays() -> list[float]:
+    raw = os.environ.get("S1AT_TASK_RETRY_DELAYS", "")
+    try:
+        delays = [float(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        delays = []
+    if not delays or not all(0 <= d <= 3600 for d in delays):
+        return list(DEFAULT_RETRY_DELAYS)
+    return delays
+
+
+RETRY_DELAYS: list[float] = _retry_delays()
 
 
 @functools.cache
@@ -44,6 +63,22 @@ def retry_condition(
 retry_transient_only = retry_condition(is_transient)
 
 
+# One queue per event loop, in front of the global limit: tasks of this process wait
+# here and wake the moment a slot frees, instead of each polling the Prefect server,
+# which answers a busy limit with a Retry-After of a second or more.
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _local_gate(slots: int) -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    gate = _GATES.get(loop)
+    if gate is None:
+        gate = _GATES[loop] = asyncio.Semaphore(slots)
+    return gate
+
+
 @asynccontextmanager
 async def autotask_client(settings: Settings) -> AsyncIterator[AutotaskClient]:
     """An Autotask client used while holding one slot of the global limit.
@@ -63,12 +98,14 @@ async def autotask_client(settings: Settings) -> AsyncIterator[AutotaskClient]:
         integration_code=config.integration_code,
     )
     async with (
+        _local_gate(settings.concurrency_slots),
         concurrency(settings.concurrency_limit, occupy=1, strict=True),
         AutotaskClient(
             credentials,
             base_url=config.base_url,
             zone_url=config.zone_url,
             timeout=config.timeout_seconds,
+            retries=config.request_retries,
         ) as client,
     ):
         yield client

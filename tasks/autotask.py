@@ -7,13 +7,26 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
+from pydantic import BaseModel
 
+from s1_autotask.autotask.client import AutotaskClient
+from s1_autotask.autotask.errors import is_transient
+from s1_autotask.autotask.lifecycle import (
+    TicketPlan,
+    latest_state,
+    plan_update,
+    ticket_link,
+)
+from s1_autotask.autotask.picklists import Picklists
 from s1_autotask.autotask.ticket import TicketDraft
+from s1_autotask.config import TicketSettings
+from s1_autotask.locks import ThreatLockTimeoutError, threat_lock
 from s1_autotask.outcome import Action
 from tasks._runtime import (
     RETRY_DELAYS,
     autotask_client,
     current_settings,
+    retry_condition,
     retry_transient_only,
 )
 
@@ -78,46 +91,182 @@ async def fetch_ticket_fields(tenant: str) -> list[dict[str, Any]]:
     return fields
 
 
+@task(name="fetch_note_fields", **_cached("note-fields"))
+async def fetch_note_fields(tenant: str) -> list[dict[str, Any]]:
+    """Ticket note field metadata: the note type and publish picklists."""
+    logger = get_run_logger()
+    async with autotask_client(current_settings()) as client:
+        fields = await client.entity_fields("TicketNotes")
+    logger.info("Fetched %d Autotask ticket note field definitions", len(fields))
+    return fields
+
+
+# What a dry run reports for each change it did not make.
+_WOULD: dict[str, Action] = {
+    "updated": "would_update",
+    "closed": "would_close",
+    "reopened": "would_reopen",
+}
+
+
+class UpsertResult(BaseModel):
+    """What became of a threat's ticket, the ticket as last read, and its link."""
+
+    action: Action
+    ticket: dict[str, Any]
+    link: str | None = None
+
+
 @task(
     name="upsert_ticket",
     retries=len(RETRY_DELAYS),
     retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_transient_only,
+    retry_condition_fn=retry_condition(
+        lambda exc: is_transient(exc) or isinstance(exc, ThreatLockTimeoutError)
+    ),
 )
 async def upsert_ticket(
-    draft: TicketDraft, dry_run: bool = False
-) -> tuple[Action, dict[str, Any]]:
-    """Create the threat's ticket unless one with its external id exists already.
+    draft: TicketDraft,
+    ticket_fields: list[dict[str, Any]],
+    note_fields: list[dict[str, Any]],
+    dry_run: bool = False,
+) -> UpsertResult:
+    """Create the threat's ticket, or bring the existing one up to date.
 
-    With ``dry_run`` the lookup still happens, so the answer is "exists" or
-    "would_create", and nothing is written.
-
-    A create is never retried blind: every attempt, the first included, looks the
-    ticket up by ``externalID`` before it creates, so a create that Autotask saved but
-    whose answer was lost is found on the retry instead of being made twice.
+    Everything happens under the threat's lock, so two runs for one threat (a
+    webhook and the poller) take turns. A create is never retried blind: every
+    attempt, the first included, looks the ticket up by ``externalID`` first, so a
+    create that Autotask saved but whose answer was lost is found, not repeated.
+    With ``dry_run`` the lookups still happen and nothing is written.
     """
-    logger = get_run_logger()
-    async with autotask_client(current_settings()) as client:
+    settings = current_settings()
+    async with (
+        threat_lock(draft.external_id, settings.locks),
+        autotask_client(settings) as client,
+    ):
         existing = await client.find_ticket_by_external_id(draft.external_id)
-        if existing is not None:
-            logger.info(
-                "Threat %s already has Autotask ticket %s",
-                draft.external_id,
-                existing.get("ticketNumber") or existing.get("id"),
+        if existing is None:
+            result = await _create(client, draft, dry_run=dry_run)
+            if draft.state.closes_ticket and not dry_run:
+                # Resolved before its ticket existed: the ticket is opened and
+                # closed at once, so its record and its reason are both there.
+                closed = await _update(
+                    client,
+                    result.ticket,
+                    draft,
+                    ticket_fields,
+                    note_fields,
+                    dry_run=False,
+                )
+                result = result.model_copy(update={"ticket": closed.ticket})
+        else:
+            result = await _update(
+                client, existing, draft, ticket_fields, note_fields, dry_run=dry_run
             )
-            return "exists", existing
-        if dry_run:
-            logger.info(
-                "Dry run: would create a ticket for threat %s", draft.external_id
-            )
-            return "would_create", {}
+        link = ticket_link(client.web_url, result.ticket.get("ticketNumber"))
+    return result.model_copy(update={"link": link})
 
-        ticket_id = await client.create("Tickets", draft.body())
-        ticket = await client.get("Tickets", ticket_id) or {"id": ticket_id}
+
+async def _create(
+    client: AutotaskClient, draft: TicketDraft, *, dry_run: bool
+) -> UpsertResult:
+    logger = get_run_logger()
+    if dry_run:
+        logger.info("Dry run: would create a ticket for threat %s", draft.external_id)
+        return UpsertResult(action="would_create", ticket={})
+
+    ticket_id = await client.create("Tickets", draft.body())
+    ticket = await client.get("Tickets", ticket_id) or {
+        "id": ticket_id,
+        "description": draft.description,
+    }
     logger.info(
         "Created Autotask ticket %s (id %s) for threat %s",
         ticket.get("ticketNumber"),
         ticket_id,
         draft.external_id,
     )
-    return "created", ticket
+    return UpsertResult(action="created", ticket=ticket)
+
+
+async def _update(
+    client: AutotaskClient,
+    ticket: dict[str, Any],
+    draft: TicketDraft,
+    ticket_fields: list[dict[str, Any]],
+    note_fields: list[dict[str, Any]],
+    *,
+    dry_run: bool,
+) -> UpsertResult:
+    """Compare the threat with what its ticket last said, and write what changed."""
+    logger = get_run_logger()
+    settings = current_settings().ticket
+    statuses = Picklists.from_fields(ticket_fields)
+    notes = await client.query(
+        "TicketNotes",
+        [{"op": "eq", "field": "ticketID", "value": ticket["id"]}],
+        include_fields=["id", "description", "createDateTime"],
+    )
+    status = ticket.get("status")
+    plan = plan_update(
+        latest_state(ticket.get("description"), notes),
+        draft.state,
+        ticket_status=statuses.label_of("status", status) if status else None,
+        close_status=settings.close_status,
+        reopen_status=settings.reopen_status,
+    )
+    number = ticket.get("ticketNumber") or ticket.get("id")
+
+    if plan.action == "unchanged":
+        logger.info("Threat %s: ticket %s is up to date", draft.external_id, number)
+        return UpsertResult(action="unchanged", ticket=ticket)
+    if dry_run:
+        logger.info("Dry run: ticket %s would be %s", number, plan.action)
+        return UpsertResult(action=_WOULD[plan.action], ticket=ticket)
+
+    # The note first: if the status change is then lost, the next attempt sees the
+    # ticket still open and closes it, and the story is already told.
+    await client.create_ticket_note(ticket["id"], _note_body(plan, note_fields))
+    if plan.status_label:
+        new_status = statuses.resolve("status", plan.status_label)
+        await client.update("Tickets", {"id": ticket["id"], "status": new_status})
+        ticket = {**ticket, "status": new_status}
+    logger.info(
+        "Threat %s: ticket %s %s (%s)",
+        draft.external_id,
+        number,
+        plan.action,
+        "; ".join(plan.changes) or "status only",
+    )
+    return UpsertResult(action=plan.action, ticket=ticket)
+
+
+def _note_body(plan: TicketPlan, note_fields: list[dict[str, Any]]) -> dict[str, Any]:
+    """An internal note: never published to the client portal."""
+    settings = current_settings().ticket
+    picklists = Picklists.from_fields(note_fields)
+    return {
+        "title": plan.note_title,
+        "description": plan.note_text,
+        "noteType": picklists.resolve("noteType", settings.note_type),
+        "publish": picklists.resolve("publish", settings.note_publish),
+    }
+
+
+def check_labels(
+    ticket_fields: list[dict[str, Any]],
+    note_fields: list[dict[str, Any]],
+    settings: TicketSettings,
+) -> None:
+    """Fail at once, with the valid labels, when a life-cycle label does not exist.
+
+    Closing and note labels are otherwise first used weeks later, on the first
+    update, where a typo would fail that update instead of the set-up.
+    """
+    statuses = Picklists.from_fields(ticket_fields)
+    for label in (settings.close_status, settings.reopen_status):
+        if label:
+            statuses.resolve("status", label)
+    notes = Picklists.from_fields(note_fields)
+    notes.resolve("noteType", settings.note_type)
+    notes.resolve("publish", settings.note_publish)

@@ -83,3 +83,29 @@ async def fetch_updated_threats(
             "SentinelOne returned a threat that cannot be read: %s", bad.reason
         )
     return threats, unreadable
+
+
+@task(name="write_back_ticket", **_RETRIED)
+async def write_back_ticket(
+    threat_id: str, ticket_number: str, link: str | None, *, note: bool
+) -> None:
+    """Store the ticket number on the threat and, for a new ticket, add a note."""
+    logger = get_run_logger()
+    why = f"Writing ticket {ticket_number} back to threat {threat_id}"
+    async with SentinelOneClient.from_settings(config(), why=why) as client:
+        changed = await client.set_external_ticket_id(threat_id, ticket_number)
+        if note:
+            where = f": {link}" if link else ""
+            await client.add_threat_note(
+                threat_id, f"Autotask ticket {ticket_number} was created{where}"
+            )
+    if changed:
+        logger.info("Threat %s now carries ticket %s", threat_id, ticket_number)
+    else:
+        # SentinelOne answers 0 when the id was already set, or the threat is
+        # outside the token's scope; neither is worth failing over.
+        logger.warning(
+            "SentinelOne changed no threat when given ticket %s for threat %s",
+            ticket_number,
+            threat_id,
+        )

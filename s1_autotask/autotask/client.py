@@ -37,9 +37,11 @@ from s1_autotask.autotask.errors import (
     AutotaskConfigError,
     AutotaskError,
     AutotaskQueryError,
+    AutotaskRateLimitError,
     AutotaskStatusError,
     AutotaskTransportError,
     AutotaskZoneError,
+    is_transient,
 )
 
 __all__ = ["DEFAULT_ZONE_URL", "AutotaskClient", "AutotaskCredentials"]
@@ -82,6 +84,29 @@ def _auth_headers(credentials: AutotaskCredentials) -> dict[str, str]:
     return {**headers, "Content-Type": "application/json"}
 
 
+# Waits between repeats of a request: doubling from the base, and what Autotask's
+# Retry-After asks for, within reason.
+_MAX_BACKOFF = 8.0
+_MAX_RETRY_AFTER = 30.0
+# httpx failures that mean the request never left this machine.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _may_repeat(method: str, path: str, exc: AutotaskError) -> bool:
+    """Whether sending the request again is safe and may help."""
+    if not is_transient(exc):
+        return False
+    reading = method == "GET" or path.split("?", 1)[0].endswith("/query")
+    if reading:
+        return True
+    # Autotask refuses these before doing anything, so a write can go again.
+    if isinstance(exc, AutotaskRateLimitError):
+        return True
+    return isinstance(exc, AutotaskTransportError) and isinstance(
+        exc.__cause__, _NEVER_SENT
+    )
+
+
 def _user_agent() -> str:
     try:
         version = importlib.metadata.version("s1-autotask")
@@ -102,12 +127,21 @@ class AutotaskClient:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         request_gate: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
+        retries: int = 0,
+        retry_base_seconds: float = 0.5,
     ) -> None:
         """Configure the client; nothing is sent until the first call.
 
         ``request_gate`` returns an async context manager held around every
         authenticated request: the caller's way to cap concurrent calls (Autotask
         allows three threads per endpoint) without this library knowing how.
+
+        ``retries`` repeats a request that failed in passing, up to that many
+        times, but only when repeating it cannot do anything twice: a read, or a
+        write that Autotask surely never processed (429, the thread limit, a
+        connection that was never made). A write whose fate is unknown (a timeout,
+        a dropped answer, a 500) is never repeated here; the caller looks the
+        record up before trying again.
         """
         if not is_http_url(zone_url):
             msg = f"Autotask zone url {zone_url!r} is not an absolute http(s) url."
@@ -119,6 +153,9 @@ class AutotaskClient:
         self._base_url = normalise_base_url(base_url) if base_url is not None else None
         self._zone_lock = asyncio.Lock()
         self._request_gate = request_gate
+        self._retries = retries
+        self._retry_base = retry_base_seconds
+        self._web_url: str | None = None
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             headers={"User-Agent": _user_agent(), "Accept": "application/json"},
@@ -138,6 +175,21 @@ class AutotaskClient:
     def base_url(self) -> str | None:
         """The API base url ending in ``v1.0/``; None until the zone is discovered."""
         return self._base_url
+
+    @property
+    def web_url(self) -> str | None:
+        """The tenant's web UI, for links to tickets; None until the zone is known.
+
+        The zone lookup names it; with a configured base url it is the matching
+        ``wwN`` host of the ``webservicesN`` API host.
+        """
+        if self._web_url is not None or self._base_url is None:
+            return self._web_url
+        api = httpx.URL(self._base_url)
+        host = api.host
+        if host.startswith("webservices") and host.endswith(".autotask.net"):
+            host = "ww" + host.removeprefix("webservices")
+        return str(api.copy_with(host=host, path="/", query=None))
 
     async def __aenter__(self) -> Self:
         return self
@@ -196,11 +248,13 @@ class AutotaskClient:
         """Return one record by id, or None when Autotask has no such record."""
         path = f"{entity_name(entity)}/{record_id(item_id)}"
 
-        response = await self._call("GET", path)
-
-        if response.status_code == 404:
-            return None
-        item = self._interpret(response, "GET", path).get("item")
+        try:
+            payload = await self._request_json("GET", path)
+        except AutotaskStatusError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        item = payload.get("item")
         return item if isinstance(item, dict) else None
 
     async def create(self, entity: str, body: Mapping[str, Any]) -> int:
@@ -277,8 +331,33 @@ class AutotaskClient:
     async def _request_json(
         self, method: str, path: str, *, body: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        response = await self._call(method, path, body=body)
-        return self._interpret(response, method, path)
+        attempt = 0
+        while True:
+            try:
+                response = await self._call(method, path, body=body)
+                return self._interpret(response, method, path)
+            except AutotaskError as exc:
+                if attempt >= self._retries or not _may_repeat(method, path, exc):
+                    raise
+                attempt += 1
+                delay = self._retry_delay(attempt, exc)
+                logger.info(
+                    "Autotask %s %s failed in passing (%s); trying again in %.1f s "
+                    "(%d of %d)",
+                    method,
+                    path.split("?", 1)[0],
+                    type(exc).__name__,
+                    delay,
+                    attempt,
+                    self._retries,
+                )
+                await asyncio.sleep(delay)
+
+    def _retry_delay(self, attempt: int, exc: AutotaskError) -> float:
+        asked = getattr(exc, "retry_after", None)
+        if isinstance(asked, int | float) and asked > 0:
+            return float(min(asked, _MAX_RETRY_AFTER))
+        return float(min(self._retry_base * 2 ** (attempt - 1), _MAX_BACKOFF))
 
     def _interpret(
         self, response: httpx.Response, method: str, path: str
@@ -333,9 +412,15 @@ class AutotaskClient:
                 elapsed_ms,
                 type(exc).__name__,
             )
+            # A timeout's own message is empty; say what happened instead.
+            detail = str(exc)[:300] or (
+                f"no answer within {self._http.timeout.read} s"
+                if isinstance(exc, httpx.TimeoutException)
+                else "no detail"
+            )
             msg = (
                 f"Autotask {method} {endpoint} failed without a response: "
-                f"{type(exc).__name__}: {str(exc)[:300]}"
+                f"{type(exc).__name__}: {detail}"
             )
             raise AutotaskTransportError(msg) from exc
 
@@ -396,5 +481,8 @@ class AutotaskClient:
             raise AutotaskZoneError(200, [], zone_endpoint, detail=msg)
 
         base = normalise_base_url(url)
+        web = json_object("GET", zone_endpoint, response).get("webUrl")
+        if isinstance(web, str) and is_http_url(web):
+            self._web_url = web
         logger.info("Autotask zone for %s is %s", self._credentials.username, base)
         return base

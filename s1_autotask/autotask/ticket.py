@@ -6,9 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from s1_autotask.autotask.render import render_description, render_title
+from s1_autotask.autotask.lifecycle import ThreatState
+from s1_autotask.autotask.render import (
+    DESCRIPTION_LIMIT,
+    render_description,
+    render_title,
+)
 from s1_autotask.config import TicketSettings
 from s1_autotask.severity import assess_severity
+from s1_autotask.text import utf16_len
 
 if TYPE_CHECKING:
     from s1_autotask.attack.analysis import AttackAnalysis
@@ -32,6 +38,7 @@ class TicketDraft(BaseModel):
     severity_reason: str
     fields: dict[str, Any]
     labels: dict[str, str]
+    state: ThreatState
 
     def body(self) -> dict[str, Any]:
         """The JSON body for ``POST Tickets``."""
@@ -77,18 +84,29 @@ def build_ticket_draft(
     )
     labels = _labels(threat, settings, assessment.severity)
     fields = _resolve(labels, picklists)
+    state = ThreatState.of(threat, analysis)
+    # The state line ends the description whatever else is shortened: the next
+    # update of the threat is compared with it.
+    state_line = state.line()
+    text = render_description(
+        threat,
+        analysis,
+        assessment,
+        company,
+        console_url=console_url,
+        limit=DESCRIPTION_LIMIT - utf16_len(state_line) - 2,
+    )
 
     return TicketDraft(
         external_id=threat.id,
         title=render_title(threat),
-        description=render_description(
-            threat, analysis, assessment, company, console_url=console_url
-        ),
+        description=f"{text}\n\n{state_line}",
         company_id=company.id,
         severity=assessment.severity.value,
         severity_reason=assessment.reason,
         fields=fields,
         labels=labels,
+        state=state,
     )
 
 

@@ -863,3 +863,94 @@ class TestSecrets:
         for text in texts:
             assert SECRET not in text
             assert INTEGRATION_CODE not in text
+
+
+class TestRepeatsInPassing:
+    """With retries on, only what cannot happen twice is sent again."""
+
+    @staticmethod
+    def flaky(first, then, seen):
+        def handler(request):
+            if is_zone_lookup(request):
+                return zone_answer(request)
+            seen.append(request.method)
+            if len(seen) == 1:
+                if isinstance(first, Exception):
+                    raise first
+                return first
+            return then
+
+        return handler
+
+    async def test_a_query_refused_for_the_thread_limit_is_sent_again(self):
+        seen = []
+        busy = httpx.Response(429, json={"errors": ["too many requests"]})
+        rows = httpx.Response(200, json={"items": [{"id": 1}], "pageDetails": {}})
+
+        async with make_client(
+            self.flaky(busy, rows, seen), retries=2, retry_base_seconds=0.01
+        ) as client:
+            found = await client.query("Tickets", [])
+
+        assert found == [{"id": 1}]
+        assert seen == ["POST", "POST"]
+
+    async def test_a_create_whose_answer_was_lost_is_never_sent_again(self):
+        seen = []
+        lost = httpx.ReadTimeout("timed out")
+        created = httpx.Response(200, json={"itemId": 7})
+
+        async with make_client(
+            self.flaky(lost, created, seen), retries=3, retry_base_seconds=0.01
+        ) as client:
+            with pytest.raises(AutotaskTransportError):
+                await client.create("Tickets", {"title": "x"})
+
+        assert seen == ["POST"]
+
+    async def test_a_create_answered_500_is_never_sent_again(self):
+        seen = []
+        failed = httpx.Response(500, json={"errors": ["An unexpected error"]})
+        created = httpx.Response(200, json={"itemId": 7})
+
+        async with make_client(
+            self.flaky(failed, created, seen), retries=3, retry_base_seconds=0.01
+        ) as client:
+            with pytest.raises(AutotaskStatusError):
+                await client.create("Tickets", {"title": "x"})
+
+        assert seen == ["POST"]
+
+    async def test_a_create_refused_before_processing_is_sent_again(self):
+        seen = []
+        busy = httpx.Response(429, json={"errors": ["slow down"]})
+        created = httpx.Response(200, json={"itemId": 7})
+
+        async with make_client(
+            self.flaky(busy, created, seen), retries=1, retry_base_seconds=0.01
+        ) as client:
+            assert await client.create("Tickets", {"title": "x"}) == 7
+
+        assert seen == ["POST", "POST"]
+
+    async def test_a_create_that_never_connected_is_sent_again(self):
+        seen = []
+        refused = httpx.ConnectError("connection refused")
+        created = httpx.Response(200, json={"itemId": 7})
+
+        async with make_client(
+            self.flaky(refused, created, seen), retries=1, retry_base_seconds=0.01
+        ) as client:
+            assert await client.create("Tickets", {"title": "x"}) == 7
+
+        assert seen == ["POST", "POST"]
+
+    async def test_without_retries_nothing_is_sent_again(self):
+        seen = []
+        busy = httpx.Response(429, json={"errors": ["slow down"]})
+
+        async with make_client(self.flaky(busy, busy, seen)) as client:
+            with pytest.raises(AutotaskRateLimitError):
+                await client.query("Tickets", [])
+
+        assert seen == ["POST"]

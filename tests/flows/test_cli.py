@@ -176,7 +176,19 @@ class TestDemo:
 
 
 class TestDeliveries:
+    def test_a_folder_without_a_store_says_where_it_looked(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("S1AT_RECEIVER__DATA_DIR", str(tmp_path))
+
+        result = invoke("deliveries", "list")
+
+        assert result.exit_code == 2
+        assert f"There is no delivery store in {tmp_path}" in result.stderr
+        assert not (tmp_path / "deliveries.sqlite3").exists()
+
     def test_an_empty_store_says_so(self, tmp_path, monkeypatch):
+        from s1_autotask.receiver import DeliveryStore
+
+        DeliveryStore(tmp_path)
         monkeypatch.setenv("S1AT_RECEIVER__DATA_DIR", str(tmp_path))
 
         result = invoke("deliveries", "list")
@@ -204,7 +216,7 @@ class TestBackfill:
         result = invoke("backfill", "--since", "2021-01-01", "--json")
 
         assert result.exit_code == 0, result.stderr
-        assert {e["action"] for e in json.loads(result.stdout)} == {"exists"}
+        assert {e["action"] for e in json.loads(result.stdout)} == {"unchanged"}
         assert len(configured.emulator.tickets) == 6
 
     def test_backfill_without_sentinelone_says_what_to_set(self, configured):

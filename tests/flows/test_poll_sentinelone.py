@@ -37,6 +37,9 @@ def s1(sentinelone):
     from flows.poll_sentinelone import CHECKPOINT_VARIABLE
 
     Variable.unset(CHECKPOINT_VARIABLE)
+    # Our own write-backs would come round as updates; the test of that is below,
+    # and the others look at the poller alone.
+    sentinelone.state.write_backs_bump_updated_at = False
     old = datetime.now(UTC) - timedelta(days=30)
     for threat in sentinelone.state.threats():
         sentinelone.state.update_threat(threat["id"], updatedAt=stamp(old))
@@ -137,3 +140,19 @@ class TestPollSentinelOne:
         assert checkpoint().updated_at == newest
         assert [t["externalID"] for t in configured.emulator.tickets] == [MIMIKATZ_ID]
         assert poll(park_after_failures=2).new == 0
+
+    def test_our_own_write_back_comes_round_as_unchanged_and_stops_there(
+        self, s1, configured
+    ):
+        s1.write_backs_bump_updated_at = True
+        touch(s1, MITRE_ID, 60)
+        [created] = poll().outcomes
+
+        echo = poll()
+        quiet = poll()
+
+        assert created.action == "created"
+        assert [o.action for o in echo.outcomes] == ["unchanged"]
+        assert quiet.new == 0
+        assert s1.external_ticket_id(MITRE_ID) == created.ticket_number
+        assert len(s1.notes(MITRE_ID)) == 1

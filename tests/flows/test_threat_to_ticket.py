@@ -86,15 +86,16 @@ class TestThreatToTicket:
 
         second = run_flow(payload)[0]
 
-        assert second.action == "exists"
+        assert second.action == "unchanged"
         assert second.ticket_id == first.ticket_id
         assert len(configured.emulator.tickets) == 1
 
     def test_reference_data_is_cached_across_flow_runs(self, configured):
         run_flow(load(SAMPLES[0]))
         before = request_count(configured)
+        still_open = next(p for p in SAMPLES if "suspicious-not-mitigated" in p.name)
 
-        run_flow(load(SAMPLES[1]))
+        run_flow(load(still_open))
 
         # Lookup by external id, create, read back: no companies, resources or fields.
         assert request_count(configured) - before == 3

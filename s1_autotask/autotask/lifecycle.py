@@ -1,0 +1,268 @@
+"""A threat's ticket through its life: what changed since the ticket last said, and
+what to do about it.
+
+The ticket is the record. Its description and every note this service writes end
+with one state line, so whichever worker handles the next update, after whatever
+crash, reads what the ticket last said and compares it with the threat now. Nothing
+else has to be kept anywhere, and a redelivery whose state did not change does
+nothing.
+
+What counts as a change is what an analyst acts on: confidence, mitigation, incident
+status, verdict, ATT&CK techniques and mitigation actions. Our own write-backs to
+SentinelOne (the ticket number, a note) bump the threat's ``updatedAt`` without
+changing any of these, so they come back round as "unchanged".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlencode
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from s1_autotask.text import clean
+
+if TYPE_CHECKING:
+    from s1_autotask.attack.analysis import AttackAnalysis
+    from s1_autotask.sentinelone.models import Threat
+
+STATE_PREFIX = "s1-autotask state (kept by the integration, do not edit): "
+# Enough to name every technique of a real threat; a list longer than this is kept
+# as a count and a digest, so the state line stays short.
+MAX_LISTED = 40
+_NOTE_TITLE_LIMIT = 250
+
+Action = Literal["unchanged", "updated", "closed", "reopened"]
+
+
+class ThreatState(BaseModel):
+    """What the ticket last said about the threat, in the fields that matter."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    confidence: str | None = None
+    mitigation: str | None = None
+    incident: str | None = None
+    verdict: str | None = None
+    techniques: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+    updated_at: datetime | None = Field(
+        default=None,
+        description="SentinelOne's updatedAt of this state: orders, never compared.",
+    )
+
+    @classmethod
+    def of(cls, threat: Threat, analysis: AttackAnalysis) -> ThreatState:
+        """The state of a threat as SentinelOne reports it now."""
+        actions = {
+            f"{action.action}: {action.status or 'unknown'}"
+            for action in threat.mitigation_actions
+            if action.action
+        }
+        return cls(
+            confidence=_norm(threat.confidence_level),
+            mitigation=_norm(threat.mitigation_status),
+            incident=_norm(threat.incident_status),
+            verdict=_norm(threat.analyst_verdict),
+            techniques=_bounded(t.id for t in analysis.techniques),
+            actions=_bounded(actions),
+            updated_at=threat.updated_at,
+        )
+
+    def line(self) -> str:
+        """The state line that ends a description or a note."""
+        return STATE_PREFIX + self.model_dump_json()
+
+    @classmethod
+    def read(cls, text: str | None) -> ThreatState | None:
+        """The last state line in ``text``, or None when it has none we can read."""
+        for line in reversed((text or "").splitlines()):
+            if not line.startswith(STATE_PREFIX):
+                continue
+            try:
+                return cls.model_validate_json(line[len(STATE_PREFIX) :])
+            except ValidationError:
+                # A hand-edited line; an older one, or none, is the next best.
+                continue
+        return None
+
+    def is_older_than(self, other: ThreatState | None) -> bool:
+        """Whether this state was reported before ``other`` (deliveries reorder)."""
+        if other is None or other.updated_at is None or self.updated_at is None:
+            return False
+        return self.updated_at < other.updated_at
+
+    @property
+    def closes_ticket(self) -> bool:
+        """Resolved in SentinelOne, or marked a false positive by an analyst."""
+        return self.incident == "resolved" or self.verdict == "false_positive"
+
+
+@dataclass(frozen=True)
+class TicketPlan:
+    """What to do with an existing ticket: a note, and perhaps a status to set."""
+
+    action: Action
+    changes: tuple[str, ...] = ()
+    note_title: str | None = None
+    note_text: str | None = None
+    status_label: str | None = None
+
+
+def latest_state(
+    description: str | None, notes: Iterable[Mapping[str, Any]]
+) -> ThreatState | None:
+    """What the ticket last said: its newest note with a state line, else its text."""
+    for note in sorted(notes, key=_note_order, reverse=True):
+        state = ThreatState.read(note.get("description"))
+        if state is not None:
+            return state
+    return ThreatState.read(description)
+
+
+def ticket_link(web_url: str | None, ticket_number: str | None) -> str | None:
+    """The address that opens a ticket in Autotask's web UI, by ticket number."""
+    if not web_url or not ticket_number:
+        return None
+    query = urlencode({"Code": "OpenTicketDetail", "TicketNumber": ticket_number})
+    base = web_url if web_url.endswith("/") else web_url + "/"
+    return f"{base}Autotask/AutotaskExtend/ExecuteCommand.aspx?{query}"
+
+
+def describe_changes(before: ThreatState | None, after: ThreatState) -> list[str]:
+    """One sentence per change, from what to what, in the order an analyst reads."""
+    if before is None:
+        return ["The ticket carried no state from this integration; recorded it now."]
+    found: list[str] = []
+    for field, label in _FIELDS:
+        old, new = getattr(before, field), getattr(after, field)
+        if old != new:
+            found.append(f"{label}: {_shown(old)} -> {_shown(new)}")
+    found += _list_changes("ATT&CK techniques", before.techniques, after.techniques)
+    found += _list_changes("Mitigation actions", before.actions, after.actions)
+    return found
+
+
+def plan_update(
+    known: ThreatState | None,
+    current: ThreatState,
+    *,
+    ticket_status: str | None,
+    close_status: str | None,
+    reopen_status: str | None,
+) -> TicketPlan:
+    """Decide what an existing ticket needs, given what it last said.
+
+    The status is judged from the ticket itself, not from the notes: if an earlier
+    attempt wrote the note but its status change was lost, this one still closes.
+    A ticket an analyst closed by hand is reopened only when the threat changes
+    while it is still active, never by a redelivery of the same state.
+    """
+    if current.is_older_than(known):
+        # A delivery overtaken by a newer one the ticket already told: applying it
+        # would walk the story backwards.
+        return TicketPlan(action="unchanged")
+    changes = describe_changes(known, current)
+    closed = close_status is not None and ticket_status == close_status
+    if close_status is not None and current.closes_ticket and not closed:
+        why = _closing_reason(current)
+        return _plan("closed", changes, f"Closed: {why}", why, close_status, current)
+    if closed and changes and not current.closes_ticket and reopen_status:
+        why = "the threat is active again in SentinelOne"
+        return _plan(
+            "reopened", changes, f"Reopened: {why}", why, reopen_status, current
+        )
+    if changes:
+        title = "SentinelOne update: " + "; ".join(changes)
+        return _plan("updated", changes, title, None, None, current)
+    return TicketPlan(action="unchanged")
+
+
+def _plan(
+    action: Action,
+    changes: list[str],
+    title: str,
+    why: str | None,
+    status: str | None,
+    current: ThreatState,
+) -> TicketPlan:
+    lines = [f"{why[0].upper()}{why[1:]}." if why else "The threat changed."]
+    if status:
+        lines.append(f"Ticket status set to {status}.")
+    if changes:
+        lines += ["", "Changes in SentinelOne:", *(f"- {c}" for c in changes)]
+    lines += ["", current.line()]
+    return TicketPlan(
+        action=action,
+        changes=tuple(changes),
+        note_title=clean(title, _NOTE_TITLE_LIMIT),
+        note_text="\n".join(lines),
+        status_label=status,
+    )
+
+
+def _note_order(note: Mapping[str, Any]) -> tuple[str, int]:
+    # Autotask ids grow with time; the creation time breaks no ties they leave.
+    identifier = note.get("id")
+    number = identifier if isinstance(identifier, int) else -1
+    return (str(note.get("createDateTime") or ""), number)
+
+
+def _closing_reason(state: ThreatState) -> str:
+    if state.verdict == "false_positive":
+        return "an analyst marked the threat a false positive in SentinelOne"
+    return "SentinelOne marks the incident resolved"
+
+
+_FIELDS = (
+    ("confidence", "Confidence"),
+    ("mitigation", "Mitigation"),
+    ("incident", "Incident status"),
+    ("verdict", "Analyst verdict"),
+)
+
+
+def _list_changes(label: str, old: tuple[str, ...], new: tuple[str, ...]) -> list[str]:
+    if old == new:
+        return []
+    if _is_digest(old) or _is_digest(new):
+        return [f"{label} changed: now {_count(new)}"]
+    added = [v for v in new if v not in old]
+    gone = [v for v in old if v not in new]
+    found = []
+    if added:
+        found.append(f"{label} added: {', '.join(added)}")
+    if gone:
+        found.append(f"{label} no longer reported: {', '.join(gone)}")
+    return found
+
+
+def _bounded(values: Iterable[str]) -> tuple[str, ...]:
+    listed = sorted(set(values))
+    if len(listed) <= MAX_LISTED:
+        return tuple(listed)
+    digest = hashlib.sha256(json.dumps(listed).encode()).hexdigest()[:16]
+    return (f"{len(listed)} values, digest {digest}",)
+
+
+def _is_digest(values: tuple[str, ...]) -> bool:
+    return len(values) == 1 and ", digest " in values[0]
+
+
+def _count(values: tuple[str, ...]) -> str:
+    if _is_digest(values):
+        return values[0].split(",", 1)[0]
+    return f"{len(values)} values"
+
+
+def _norm(value: str | None) -> str | None:
+    return value.strip().lower() if value and value.strip() else None
+
+
+def _shown(value: str | None) -> str:
+    return (value or "none").replace("_", " ")

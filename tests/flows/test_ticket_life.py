@@ -1,0 +1,182 @@
+"""One threat's ticket through its life: new, mitigated, resolved, back again."""
+
+import asyncio
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from s1_autotask.autotask.picklists import Picklists
+from tests.conftest import SAMPLES
+
+NOTE_FIELDS = Path(__file__).parents[2] / "s1_autotask" / "emulators" / "data"
+NOTE_FIELDS /= "ticket-note-fields.json"
+NOT_MITIGATED = next(p for p in SAMPLES if "suspicious-not-mitigated" in p.name)
+THREAT_ID = "1112953674841025235"
+
+
+def run_flow(payload=None, **kwargs):
+    from flows.threat_to_ticket import threat_to_ticket
+
+    return asyncio.run(threat_to_ticket(payload, **kwargs))
+
+
+def threat(**info):
+    raw = json.loads(NOT_MITIGATED.read_text(encoding="utf-8"))
+    raw["threatInfo"].update(info)
+    return raw
+
+
+def mitigated():
+    raw = threat(mitigationStatus="mitigated")
+    raw["mitigationStatus"] = [
+        {"action": "kill", "status": "success"},
+        {"action": "quarantine", "status": "success"},
+    ]
+    return raw
+
+
+def notes_of(emulator, ticket):
+    return [n for n in emulator.emulator.ticket_notes if n["ticketID"] == ticket["id"]]
+
+
+def only_ticket(emulator):
+    [ticket] = [t for t in emulator.emulator.tickets if t["externalID"] == THREAT_ID]
+    return ticket
+
+
+def status_label(ticket):
+    from tests.flows.test_threat_to_ticket import TICKET_PICKLISTS
+
+    return TICKET_PICKLISTS.label_of("status", ticket["status"])
+
+
+class TestTicketLife:
+    def test_new_mitigated_resolved(self, configured):
+        [created] = run_flow(threat())
+        [again] = run_flow(threat())
+        [update] = run_flow(mitigated())
+        resolved = mitigated()
+        resolved["threatInfo"]["incidentStatus"] = "resolved"
+        [closed] = run_flow(resolved)
+
+        ticket = only_ticket(configured)
+        notes = notes_of(configured, ticket)
+        assert [created.action, again.action, update.action, closed.action] == [
+            "created",
+            "unchanged",
+            "updated",
+            "closed",
+        ]
+        assert [n["title"] for n in notes] == [
+            "SentinelOne update: Mitigation: not mitigated -> mitigated; "
+            "Mitigation actions added: kill: success, quarantine: success",
+            "Closed: SentinelOne marks the incident resolved",
+        ]
+        assert "- Incident status: unresolved -> resolved" in notes[1]["description"]
+        assert status_label(ticket) == "Complete"
+
+    def test_notes_are_internal_only(self, configured):
+        run_flow(threat())
+
+        run_flow(mitigated())
+
+        [note] = notes_of(configured, only_ticket(configured))
+        fields = Picklists.from_fields(json.loads(NOTE_FIELDS.read_text())["fields"])
+        assert fields.label_of("publish", note["publish"]) == "Internal Only"
+
+    def test_a_threat_that_comes_back_reopens_its_ticket(self, configured):
+        run_flow(threat(incidentStatus="resolved"))
+        assert status_label(only_ticket(configured)) == "Complete"
+
+        [back] = run_flow(
+            threat(incidentStatus="unresolved", analystVerdict="true_positive")
+        )
+
+        ticket = only_ticket(configured)
+        assert back.action == "reopened"
+        assert status_label(ticket) == "In Progress"
+        assert notes_of(configured, ticket)[-1]["title"] == (
+            "Reopened: the threat is active again in SentinelOne"
+        )
+        assert len(configured.emulator.tickets) == 1
+
+    def test_a_false_positive_verdict_closes_the_ticket(self, configured):
+        run_flow(threat())
+
+        [closed] = run_flow(threat(analystVerdict="false_positive"))
+
+        assert closed.action == "closed"
+        assert status_label(only_ticket(configured)) == "Complete"
+
+    def test_closing_can_be_turned_off(self, configured, monkeypatch):
+        from tasks._runtime import current_settings
+
+        monkeypatch.setenv("S1AT_TICKET__CLOSE_STATUS", "")
+        current_settings.cache_clear()
+        run_flow(threat())
+
+        [update] = run_flow(threat(incidentStatus="resolved"))
+
+        assert update.action == "updated"
+        assert status_label(only_ticket(configured)) == "New"
+
+    def test_a_dry_run_says_what_it_would_do_and_writes_nothing(self, configured):
+        run_flow(threat())
+
+        [dry] = run_flow(mitigated(), dry_run=True)
+
+        assert dry.action == "would_update"
+        assert notes_of(configured, only_ticket(configured)) == []
+
+    def test_two_runs_for_one_threat_at_once_make_one_ticket(self, configured):
+        from flows.threat_to_ticket import threat_to_ticket
+
+        async def both():
+            return await asyncio.gather(
+                threat_to_ticket(threat()), threat_to_ticket(copy.deepcopy(threat()))
+            )
+
+        first, second = asyncio.run(both())
+
+        assert sorted([first[0].action, second[0].action]) == ["created", "unchanged"]
+        assert len(configured.emulator.tickets) == 1
+
+
+class TestWriteBack:
+    def test_a_new_ticket_is_written_back_to_sentinelone(self, sentinelone):
+        [created] = run_flow(threat_ids=[THREAT_ID])
+
+        state = sentinelone.state
+        assert state.external_ticket_id(THREAT_ID) == created.ticket_number
+        [note] = state.notes(THREAT_ID)
+        assert note["text"].startswith(
+            f"Autotask ticket {created.ticket_number} was created: http"
+        )
+        assert "TicketNumber=" + created.ticket_number in note["text"]
+
+    def test_a_failed_write_back_never_fails_the_ticket(self, configured, monkeypatch):
+        from tasks._runtime import current_settings
+
+        monkeypatch.setenv("S1AT_SENTINELONE__API_URL", "http://127.0.0.1:9")
+        monkeypatch.setenv("S1AT_SENTINELONE__API_TOKEN", "token-for-nothing-123")
+        monkeypatch.setenv("S1AT_TASK_RETRY_DELAYS", "0")
+        current_settings.cache_clear()
+
+        [created] = run_flow(threat())
+
+        assert created.action == "created"
+        assert len(configured.emulator.tickets) == 1
+
+    @pytest.mark.parametrize("known", [True])
+    def test_an_unchanged_threat_that_carries_its_ticket_writes_nothing(
+        self, sentinelone, known
+    ):
+        run_flow(threat_ids=[THREAT_ID])
+        notes_before = len(sentinelone.state.notes(THREAT_ID))
+
+        [again] = run_flow(threat_ids=[THREAT_ID])
+
+        assert again.action == "unchanged"
+        assert len(sentinelone.state.notes(THREAT_ID)) == notes_before
