@@ -90,7 +90,7 @@ def _isolate(options: argparse.Namespace) -> None:
         {
             "PREFECT_HOME": str(home / "prefect"),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
             "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
             # The client gives up after 1 s, before a slow answer (1.5 s) lands,
             # and a task waits past that before it looks the ticket up again.

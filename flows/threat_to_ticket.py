@@ -32,7 +32,7 @@ from s1_autotask.outcome import (
 )
 from s1_autotask.sentinelone.intake import merge_ids
 from s1_autotask.sentinelone.models import Threat
-from tasks._runtime import current_settings
+from tasks._runtime import autotask_slots, current_settings
 from tasks.autotask import (
     UpsertResult,
     check_labels,
@@ -117,7 +117,8 @@ async def ticket_threats(
     """Give each threat its ticket: the outcomes, and a reason per threat that failed.
 
     The concurrency limit and the cached reference data are only set up when there
-    is a threat to handle.
+    is a threat to handle; the run holds its share of the Autotask slots (one per
+    threat, up to the limit) while it calls Autotask.
     """
     if not threats:
         return [], []
@@ -125,10 +126,12 @@ async def ticket_threats(
     await ensure_concurrency_limit(
         settings.concurrency_limit, settings.concurrency_slots
     )
-    reference = await reference_data(settings)
-    check_labels(reference.ticket_fields, reference.note_fields, settings.ticket)
+    slots = min(settings.concurrency_slots, len(threats))
+    async with autotask_slots(settings, slots):
+        reference = await reference_data(settings)
+        check_labels(reference.ticket_fields, reference.note_fields, settings.ticket)
 
-    results = await handle_threats(threats, reference, dry_run=dry_run)
+        results = await handle_threats(threats, reference, dry_run=dry_run)
     outcomes = [r for r in results if isinstance(r, TicketOutcome)]
     failures = [r for r in results if isinstance(r, ThreatFailure)]
     return outcomes, failures

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import os
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -63,20 +63,39 @@ def retry_condition(
 retry_transient_only = retry_condition(is_transient)
 
 
-# One queue per event loop, in front of the global limit: tasks of this process wait
-# here and wake the moment a slot frees, instead of each polling the Prefect server,
-# which answers a busy limit with a Retry-After of a second or more.
-_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
+# The Autotask slots the current flow run holds, as a queue its tasks share.
+_HELD: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar(
+    "s1_autotask_held_slots", default=None
 )
 
 
-def _local_gate(slots: int) -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    gate = _GATES.get(loop)
-    if gate is None:
-        gate = _GATES[loop] = asyncio.Semaphore(slots)
-    return gate
+@asynccontextmanager
+async def autotask_slots(settings: Settings, slots: int) -> AsyncIterator[None]:
+    """Hold ``slots`` slots of the global limit for a stretch of Autotask work.
+
+    The flow takes its slots once and its tasks share them through a queue of this
+    process: Prefect hands a freed slot to a waiter a second or more late, which
+    per-task acquisition pays on every ticket. Across processes and machines the
+    global limit still caps the calls to Autotask's three threads.
+    """
+    async with concurrency(settings.concurrency_limit, occupy=slots, strict=True):
+        token = _HELD.set(asyncio.Semaphore(slots))
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+
+
+@asynccontextmanager
+async def _slot(settings: Settings) -> AsyncIterator[None]:
+    """One slot: from the flow's share when it holds one, else from Prefect."""
+    held = _HELD.get()
+    if held is not None:
+        async with held:
+            yield
+        return
+    async with concurrency(settings.concurrency_limit, occupy=1, strict=True):
+        yield
 
 
 @asynccontextmanager
@@ -84,8 +103,7 @@ async def autotask_client(settings: Settings) -> AsyncIterator[AutotaskClient]:
     """An Autotask client used while holding one slot of the global limit.
 
     A task's requests are sequential, so one slot held for the whole session caps
-    concurrency exactly as a slot per request would, at a third of the Prefect API
-    round trips (each acquisition is a lease on the server).
+    concurrency exactly as a slot per request would.
     """
     config = settings.autotask
     missing = config.missing()
@@ -98,8 +116,7 @@ async def autotask_client(settings: Settings) -> AsyncIterator[AutotaskClient]:
         integration_code=config.integration_code,
     )
     async with (
-        _local_gate(settings.concurrency_slots),
-        concurrency(settings.concurrency_limit, occupy=1, strict=True),
+        _slot(settings),
         AutotaskClient(
             credentials,
             base_url=config.base_url,
