@@ -30,6 +30,20 @@ def write(tmp_path, payload, name="payload.json"):
     return path
 
 
+@pytest.fixture
+def one_unmappable(configured, tmp_path, monkeypatch):
+    """A payload file with a threat no company takes, then one that maps."""
+    from tasks._runtime import current_settings
+
+    monkeypatch.delenv("S1AT_MAPPING__FALLBACK_COMPANY_ID")
+    current_settings.cache_clear()
+    lost = threat(id="9000000000000000001")
+    lost["agentRealtimeInfo"]["siteName"] = "Nowhere Ltd"
+    lost["agentRealtimeInfo"]["siteId"] = "1"
+    lost["threatInfo"]["threatId"] = "9000000000000000001"
+    return write(tmp_path, {"data": [lost, threat()]})
+
+
 class TestRun:
     def test_a_dry_run_prints_the_ticket_as_json_and_creates_nothing(
         self, configured, tmp_path
@@ -45,19 +59,9 @@ class TestRun:
         assert not configured.emulator.tickets
 
     def test_a_failed_threat_does_not_hide_the_tickets_that_were_made(
-        self, configured, tmp_path, monkeypatch
+        self, configured, one_unmappable
     ):
-        from tasks._runtime import current_settings
-
-        monkeypatch.delenv("S1AT_MAPPING__FALLBACK_COMPANY_ID")
-        current_settings.cache_clear()
-        lost = threat(id="9000000000000000001")
-        lost["agentRealtimeInfo"]["siteName"] = "Nowhere Ltd"
-        lost["agentRealtimeInfo"]["siteId"] = "1"
-        lost["threatInfo"]["threatId"] = "9000000000000000001"
-        path = write(tmp_path, {"data": [lost, threat()]})
-
-        result = invoke("run", path)
+        result = invoke("run", one_unmappable)
 
         assert result.exit_code == 1
         assert result.stdout.startswith(f"created      threat {MITRE_ID}")
@@ -66,19 +70,9 @@ class TestRun:
         assert [t["externalID"] for t in configured.emulator.tickets] == [MITRE_ID]
 
     def test_json_lists_each_failed_threat_beside_the_tickets_made(
-        self, configured, tmp_path, monkeypatch
+        self, configured, one_unmappable
     ):
-        from tasks._runtime import current_settings
-
-        monkeypatch.delenv("S1AT_MAPPING__FALLBACK_COMPANY_ID")
-        current_settings.cache_clear()
-        lost = threat(id="9000000000000000001")
-        lost["agentRealtimeInfo"]["siteName"] = "Nowhere Ltd"
-        lost["agentRealtimeInfo"]["siteId"] = "1"
-        lost["threatInfo"]["threatId"] = "9000000000000000001"
-        path = write(tmp_path, {"data": [lost, threat()]})
-
-        result = invoke("run", path, "--json")
+        result = invoke("run", one_unmappable, "--json")
 
         assert result.exit_code == 1
         created, failed = json.loads(result.stdout)
