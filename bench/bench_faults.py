@@ -28,6 +28,7 @@ from typing import Any
 
 SAMPLES = Path(__file__).resolve().parents[1] / "s1_autotask/emulators/data/threats"
 CHANGE_NOTE = "Mitigation: not mitigated -> mitigated"
+COMPLETE = "5"  # the emulator's "Complete" status, the default close status
 # What the emulator accepts; it guards nothing real.
 USERNAME = "api-user@example.com"
 SECRET = "bench-secret-0123456789"  # noqa: S105 - the emulator's, for this run only
@@ -74,6 +75,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--threats", type=int, default=200)
     parser.add_argument("--redeliveries", type=int, default=50)
     parser.add_argument("--changes", type=int, default=30)
+    parser.add_argument(
+        "--closes", type=int, default=15, help="changed threats then resolved"
+    )
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch", type=int, default=5, help="threats per flow run")
@@ -96,6 +100,7 @@ def _isolate(options: argparse.Namespace) -> None:
             # and a task waits past that before it looks the ticket up again.
             "S1AT_AUTOTASK__TIMEOUT_SECONDS": "1",
             "S1AT_TASK_RETRY_DELAYS": "1,1,2,2,2,2,2,2",
+            "S1AT_AUTOTASK__SETTLE_SECONDS": "2",
             "S1AT_LOCKS__FOLDER": str(home / "locks"),
         }
     )
@@ -149,14 +154,26 @@ def _deliveries(
     ]
     changed = rng.sample(ids, options.changes)
     second = [_mitigated(originals[tid], start) for tid in changed]
-    second += [
-        copy.deepcopy(originals[tid]) for tid in rng.sample(changed, len(changed) // 3)
-    ]
-    rng.shuffle(first)
-    rng.shuffle(second)
+    # Some originals again beside their changes: late redeliveries of old news.
+    again = rng.sample(changed, len(changed) // 3)
+    second += [copy.deepcopy(originals[tid]) for tid in again]
+    closed = rng.sample(changed, min(options.closes, len(changed)))
+    third = [_resolved(originals[tid], start) for tid in closed]
+    third += [_resolved(originals[tid], start) for tid in closed[: len(closed) // 3]]
+    for phase in (first, second, third):
+        rng.shuffle(phase)
     for tid in changed:
         originals[tid]["_changed"] = True
-    return originals, [first, second]
+    for tid in closed:
+        originals[tid]["_closed"] = True
+    return originals, [first, second, third]
+
+
+def _resolved(raw: dict[str, Any], start: datetime) -> dict[str, Any]:
+    resolved = _mitigated(raw, start)
+    resolved["threatInfo"]["incidentStatus"] = "resolved"
+    resolved["threatInfo"]["updatedAt"] = _stamp(start + timedelta(days=3))
+    return resolved
 
 
 def _mitigated(raw: dict[str, Any], start: datetime) -> dict[str, Any]:
@@ -236,21 +253,41 @@ def _check(
     options: argparse.Namespace,
 ) -> dict[str, Any]:
     tickets = Counter(t["externalID"] for t in emulator.tickets)
-    ticket_of = {t["externalID"]: t["id"] for t in emulator.tickets}
-    change_notes = Counter(
-        n["ticketID"] for n in emulator.ticket_notes if CHANGE_NOTE in n["description"]
-    )
+    by_threat = {t["externalID"]: t for t in emulator.tickets}
+    notes = Counter(n["ticketID"] for n in emulator.ticket_notes)
     changed = [tid for tid, raw in originals.items() if raw.get("_changed")]
+    closed = {tid for tid, raw in originals.items() if raw.get("_closed")}
     missing = [tid for tid in originals if tickets[tid] == 0]
     duplicated = [tid for tid in originals if tickets[tid] > 1]
-    unnoted = [tid for tid in changed if change_notes[ticket_of.get(tid)] == 0]
-    noted_twice = [tid for tid in changed if change_notes[ticket_of.get(tid)] > 1]
+    # A changed threat's ticket has its change note, and a close note if resolved;
+    # every other ticket has none.
+    wrong_notes = [
+        tid
+        for tid, ticket in by_threat.items()
+        if notes[ticket["id"]] != (tid in changed) + (tid in closed)
+    ]
+    unnoted = [
+        tid
+        for tid in changed
+        if tid in by_threat
+        and not any(
+            CHANGE_NOTE in n["description"]
+            for n in emulator.ticket_notes
+            if n["ticketID"] == by_threat[tid]["id"]
+        )
+    ]
+    wrong_status = [
+        tid
+        for tid, ticket in by_threat.items()
+        if (str(ticket["status"]) == COMPLETE) != (tid in closed)
+    ]
     counters = emulator.counters
     return {
-        "ok": not (missing or duplicated or unnoted or noted_twice),
+        "ok": not (missing or duplicated or unnoted or wrong_notes or wrong_status),
         "threats": len(originals),
         "redeliveries": options.redeliveries,
         "state_changes": len(changed),
+        "closes": len(closed),
         "fault_rate": options.fault_rate,
         "seed": options.seed,
         "requests": counters.requests,
@@ -260,7 +297,8 @@ def _check(
         "threats_without_ticket": len(missing),
         "threats_with_duplicates": len(duplicated),
         "changes_without_note": len(unnoted),
-        "changes_noted_twice": len(noted_twice),
+        "tickets_with_wrong_notes": len(wrong_notes),
+        "tickets_with_wrong_status": len(wrong_status),
         "failed_flow_runs": len(failed),
         "failures": failed[:5],
     }

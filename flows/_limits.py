@@ -15,15 +15,19 @@ from prefect.logging import get_logger
 logger = get_logger(__name__)
 
 
-async def ensure_concurrency_limit(name: str, slots: int) -> None:
-    """Create the limit ``name`` with ``slots`` slots unless it already exists."""
+async def ensure_concurrency_limit(name: str, slots: int) -> int:
+    """Create the limit ``name`` with ``slots`` slots unless it exists; its size.
+
+    An existing limit keeps the size its owner gave it, and callers must not ask
+    for more slots than that: Prefect refuses such a request outright.
+    """
     async with get_client() as client:
         try:
-            await client.read_global_concurrency_limit_by_name(name)
+            existing = await client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             pass
         else:
-            return
+            return existing.limit
 
         try:
             await client.create_global_concurrency_limit(
@@ -31,5 +35,7 @@ async def ensure_concurrency_limit(name: str, slots: int) -> None:
             )
         except ObjectAlreadyExists:
             # Another run created it between our read and our create.
-            return
+            existing = await client.read_global_concurrency_limit_by_name(name)
+            return existing.limit
     logger.info("Created global concurrency limit %r with %d slots", name, slots)
+    return slots

@@ -23,6 +23,7 @@ from s1_autotask.attack.analysis import AttackAnalysis
 from s1_autotask.autotask.errors import AutotaskError
 from s1_autotask.autotask.ticket import TicketDraft
 from s1_autotask.config import Settings
+from s1_autotask.locks import ThreatLockError
 from s1_autotask.mapping import CompanyMappingError, CompanyMatch
 from s1_autotask.outcome import (
     CompanySummary,
@@ -42,7 +43,7 @@ from tasks.autotask import (
     fetch_ticket_fields,
     upsert_ticket,
 )
-from tasks.sentinelone import fetch_threats, write_back_ticket
+from tasks.sentinelone import fetch_threats, note_threat, write_back_ticket
 from tasks.threat import analyze_attack, build_ticket, extract_threat, pick_company
 
 
@@ -123,16 +124,19 @@ async def ticket_threats(
     if not threats:
         return [], []
     settings = current_settings()
-    await ensure_concurrency_limit(
+    limit = await ensure_concurrency_limit(
         settings.concurrency_limit, settings.concurrency_slots
     )
-    slots = min(settings.concurrency_slots, len(threats))
+    slots = max(1, min(limit, settings.concurrency_slots, len(threats)))
     async with autotask_slots(settings, slots):
         reference = await reference_data(settings)
         check_labels(reference.ticket_fields, reference.note_fields, settings.ticket)
 
         results = await handle_threats(threats, reference, dry_run=dry_run)
-    outcomes = [r for r in results if isinstance(r, TicketOutcome)]
+    # Outside the slots: nothing below calls Autotask, and SentinelOne being slow
+    # must not keep Autotask's threads from other runs.
+    handled = [r for r in results if isinstance(r, Handled)]
+    outcomes = list(await asyncio.gather(*(_finish(h, dry_run) for h in handled)))
     failures = [r for r in results if isinstance(r, ThreatFailure)]
     return outcomes, failures
 
@@ -163,9 +167,20 @@ async def reference_data(settings: Settings) -> ReferenceData:
     return ReferenceData(resources, companies, fields, note_fields)
 
 
+@dataclass(frozen=True)
+class Handled:
+    """A threat whose ticket was made or brought up to date, and how."""
+
+    threat: Threat
+    analysis: AttackAnalysis
+    company: CompanyMatch
+    draft: TicketDraft
+    result: UpsertResult
+
+
 async def handle_threats(
     threats: list[Threat], reference: ReferenceData, *, dry_run: bool
-) -> list[TicketOutcome | ThreatFailure]:
+) -> list[Handled | ThreatFailure]:
     """Handle threats a few at a time; a failure is a one-line reason, in order.
 
     The same threat twice in one batch is handled once, as its latest update, so
@@ -180,11 +195,16 @@ async def handle_threats(
     # for a slot, and Prefect hands a waiting slot out seconds late.
     gate = asyncio.Semaphore(current_settings().concurrency_slots)
 
-    async def one(threat: Threat) -> TicketOutcome | ThreatFailure:
+    async def one(threat: Threat) -> Handled | ThreatFailure:
         async with gate:
             try:
                 return await _handle(threat, reference, dry_run=dry_run)
-            except (AutotaskError, CompanyMappingError, ValueError) as exc:
+            except (
+                AutotaskError,
+                CompanyMappingError,
+                ThreatLockError,
+                ValueError,
+            ) as exc:
                 # The message is the whole story; the traceback is on the task run.
                 get_run_logger().error("Threat %s got no ticket: %s", threat.id, exc)
                 return ThreatFailure(threat_id=threat.id, reason=str(exc))
@@ -200,24 +220,35 @@ def _newer(threat: Threat, than: Threat) -> bool:
 
 async def _handle(
     threat: Threat, reference: ReferenceData, *, dry_run: bool
-) -> TicketOutcome:
+) -> Handled:
     analysis = analyze_attack(threat)
     company = pick_company(threat, reference.companies)
     draft = build_ticket(threat, analysis, company, reference.ticket_fields)
     result = await upsert_ticket(
         draft, reference.ticket_fields, reference.note_fields, dry_run=dry_run
     )
+    return Handled(threat, analysis, company, draft, result)
+
+
+async def _finish(handled: Handled, dry_run: bool) -> TicketOutcome:
+    """After the ticket: write back to SentinelOne, publish the artifact, log."""
+    threat, result = handled.threat, handled.result
     if not dry_run:
         await _write_back(threat, result)
 
-    outcome = _outcome(threat, analysis, company, draft, result)
-    await _publish_artifact(outcome, draft)
+    outcome = _outcome(threat, handled.analysis, handled.company, handled.draft, result)
+    try:
+        await _publish_artifact(outcome, handled.draft)
+    except Exception as exc:  # noqa: BLE001 - the ticket is made; the UI only misses its summary
+        get_run_logger().warning(
+            "Threat %s: the ticket artifact was not published: %s", threat.id, exc
+        )
     get_run_logger().info(
         "Threat %s: %s ticket %s in company %s",
         threat.id,
         result.action,
         outcome.ticket_number or outcome.ticket_id or "-",
-        company.id,
+        handled.company.id,
     )
     return outcome
 
@@ -235,9 +266,10 @@ async def _write_back(threat: Threat, result: UpsertResult) -> None:
     if result.action != "created" and threat.external_ticket_id == number:
         return
     try:
-        await write_back_ticket(
-            threat.id, str(number), result.link, note=result.action == "created"
-        )
+        await write_back_ticket(threat.id, str(number))
+        if result.action == "created":
+            where = f": {result.link}" if result.link else ""
+            await note_threat(threat.id, f"Autotask ticket {number} was created{where}")
     except Exception as exc:  # noqa: BLE001 - the ticket stands whatever happens here
         get_run_logger().warning(
             "Threat %s: ticket %s is made, but writing it back to SentinelOne "

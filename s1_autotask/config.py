@@ -113,6 +113,15 @@ class AutotaskSettings(_Section):
     timeout_seconds: float = Field(
         default=30.0, ge=0.5, le=300.0, description="Timeout of one HTTP request."
     )
+    settle_seconds: float = Field(
+        default=15.0,
+        ge=0.0,
+        le=300.0,
+        description=(
+            "After a create that failed without a clear answer, how long to wait, "
+            "holding the threat's lock, before looking the ticket up again."
+        ),
+    )
     request_retries: int = Field(
         default=4,
         ge=0,

@@ -70,7 +70,12 @@ async def _file_lock(name: str, settings: LockSettings) -> AsyncIterator[None]:
 async def _redis_lock(
     name: str, url: str, settings: LockSettings
 ) -> AsyncIterator[None]:
-    client = Redis.from_url(url)
+    try:
+        client = Redis.from_url(url)
+    except ValueError as exc:
+        # The URL may carry a password: say what is wrong, never the URL.
+        msg = "S1AT_LOCKS__REDIS_URL is not a Redis URL (redis://host:6379/0)."
+        raise ThreatLockError(msg) from exc
     lock = client.lock(
         f"lock:{name}",
         timeout=settings.hold_seconds,

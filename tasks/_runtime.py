@@ -100,10 +100,12 @@ async def _slot(settings: Settings) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def autotask_client(settings: Settings) -> AsyncIterator[AutotaskClient]:
-    """An Autotask client used while holding one slot of the global limit.
+    """An Autotask client used while holding one Autotask slot.
 
-    A task's requests are sequential, so one slot held for the whole session caps
-    concurrency exactly as a slot per request would.
+    The slot comes from the share the flow run holds (`autotask_slots`), or, for a
+    task run on its own, straight from the global limit. A task's requests are
+    sequential, so one slot for the whole session caps concurrency exactly as a
+    slot per request would.
     """
     config = settings.autotask
     missing = config.missing()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +11,11 @@ from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
 from s1_autotask.autotask.client import AutotaskClient
-from s1_autotask.autotask.errors import is_transient
+from s1_autotask.autotask.errors import (
+    AutotaskError,
+    AutotaskRateLimitError,
+    is_transient,
+)
 from s1_autotask.autotask.lifecycle import (
     TicketPlan,
     latest_state,
@@ -175,7 +180,22 @@ async def _create(
         logger.info("Dry run: would create a ticket for threat %s", draft.external_id)
         return UpsertResult(action="would_create", ticket={})
 
-    ticket_id = await client.create("Tickets", draft.body())
+    try:
+        ticket_id = await client.create("Tickets", draft.body())
+    except AutotaskError as exc:
+        if not _maybe_saved(exc):
+            raise
+        found = await _settled(client, draft.external_id)
+        if found is None:
+            raise
+        logger.warning(
+            "Creating the ticket for threat %s failed (%s), but Autotask saved it: "
+            "ticket %s",
+            draft.external_id,
+            type(exc).__name__,
+            found.get("ticketNumber") or found.get("id"),
+        )
+        return UpsertResult(action="created", ticket=found)
     ticket = await client.get("Tickets", ticket_id) or {
         "id": ticket_id,
         "description": draft.description,
@@ -187,6 +207,26 @@ async def _create(
         draft.external_id,
     )
     return UpsertResult(action="created", ticket=ticket)
+
+
+def _maybe_saved(exc: AutotaskError) -> bool:
+    """A create failure after which the ticket may exist: no clear refusal.
+
+    A rate limit or thread-limit answer comes before Autotask does anything; a
+    validation error is a clear no. A timeout, a cut connection or an opaque server
+    error can each hide a saved ticket.
+    """
+    return is_transient(exc) and not isinstance(exc, AutotaskRateLimitError)
+
+
+async def _settled(client: AutotaskClient, external_id: str) -> dict[str, Any] | None:
+    """Look again, still under the threat's lock, once a slow create had time to land.
+
+    Leaving the lock at once would let the next run for the threat look up before
+    Autotask finishes this create, and make a second ticket.
+    """
+    await asyncio.sleep(current_settings().autotask.settle_seconds)
+    return await client.find_ticket_by_external_id(external_id)
 
 
 async def _update(
@@ -207,12 +247,14 @@ async def _update(
         [{"op": "eq", "field": "ticketID", "value": ticket["id"]}],
         include_fields=["id", "description", "createDateTime"],
     )
-    status = ticket.get("status")
+    # Compared as picklist ids: labels are matched without regard to case.
+    close = settings.close_status
+    close_id = statuses.resolve("status", close) if close else None
     plan = plan_update(
         latest_state(ticket.get("description"), notes),
         draft.state,
-        ticket_status=statuses.label_of("status", status) if status else None,
-        close_status=settings.close_status,
+        ticket_closed=str(ticket.get("status")) == str(close_id),
+        close_status=close,
         reopen_status=settings.reopen_status,
     )
     number = ticket.get("ticketNumber") or ticket.get("id")
@@ -224,13 +266,14 @@ async def _update(
         logger.info("Dry run: ticket %s would be %s", number, plan.action)
         return UpsertResult(action=_WOULD[plan.action], ticket=ticket)
 
-    # The note first: if the status change is then lost, the next attempt sees the
-    # ticket still open and closes it, and the story is already told.
-    await client.create_ticket_note(ticket["id"], _note_body(plan, note_fields))
+    # The status first, then the note that tells it: a note always means its status
+    # change happened. If the note is lost, the next attempt still sees the change
+    # in the threat and writes it, and does not change the status twice.
     if plan.status_label:
         new_status = statuses.resolve("status", plan.status_label)
         await client.update("Tickets", {"id": ticket["id"], "status": new_status})
         ticket = {**ticket, "status": new_status}
+    await client.create_ticket_note(ticket["id"], _note_body(plan, note_fields))
     logger.info(
         "Threat %s: ticket %s %s (%s)",
         draft.external_id,

@@ -86,19 +86,12 @@ async def fetch_updated_threats(
 
 
 @task(name="write_back_ticket", **_RETRIED)
-async def write_back_ticket(
-    threat_id: str, ticket_number: str, link: str | None, *, note: bool
-) -> None:
-    """Store the ticket number on the threat and, for a new ticket, add a note."""
+async def write_back_ticket(threat_id: str, ticket_number: str) -> None:
+    """Store the ticket number on the threat; setting it twice does no harm."""
     logger = get_run_logger()
     why = f"Writing ticket {ticket_number} back to threat {threat_id}"
     async with SentinelOneClient.from_settings(config(), why=why) as client:
         changed = await client.set_external_ticket_id(threat_id, ticket_number)
-        if note:
-            where = f": {link}" if link else ""
-            await client.add_threat_note(
-                threat_id, f"Autotask ticket {ticket_number} was created{where}"
-            )
     if changed:
         logger.info("Threat %s now carries ticket %s", threat_id, ticket_number)
     else:
@@ -109,3 +102,13 @@ async def write_back_ticket(
             ticket_number,
             threat_id,
         )
+
+
+# Not retried: a note whose answer was lost may have been saved, and a retry would
+# add it twice. A lost note is only a convenience lost; the ticket id is kept above.
+@task(name="note_threat")
+async def note_threat(threat_id: str, text: str) -> None:
+    """Add a note to the threat in SentinelOne."""
+    why = f"Adding a note to threat {threat_id}"
+    async with SentinelOneClient.from_settings(config(), why=why) as client:
+        await client.add_threat_note(threat_id, text)

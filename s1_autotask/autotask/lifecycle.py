@@ -92,10 +92,13 @@ class ThreatState(BaseModel):
         return None
 
     def is_older_than(self, other: ThreatState | None) -> bool:
-        """Whether this state was reported before ``other`` (deliveries reorder)."""
-        if other is None or other.updated_at is None or self.updated_at is None:
+        """Whether this state was reported before ``other`` (deliveries reorder).
+
+        A state without a time is older than one with: it cannot show it is not.
+        """
+        if other is None or other.updated_at is None:
             return False
-        return self.updated_at < other.updated_at
+        return self.updated_at is None or self.updated_at < other.updated_at
 
     @property
     def closes_ticket(self) -> bool:
@@ -114,15 +117,23 @@ class TicketPlan:
     status_label: str | None = None
 
 
+@dataclass(frozen=True)
+class KnownState:
+    """What the ticket last said, and whether one of our notes said it."""
+
+    state: ThreatState | None
+    from_note: bool
+
+
 def latest_state(
     description: str | None, notes: Iterable[Mapping[str, Any]]
-) -> ThreatState | None:
+) -> KnownState:
     """What the ticket last said: its newest note with a state line, else its text."""
     for note in sorted(notes, key=_note_order, reverse=True):
         state = ThreatState.read(note.get("description"))
         if state is not None:
-            return state
-    return ThreatState.read(description)
+            return KnownState(state, from_note=True)
+    return KnownState(ThreatState.read(description), from_note=False)
 
 
 def ticket_link(web_url: str | None, ticket_number: str | None) -> str | None:
@@ -149,30 +160,33 @@ def describe_changes(before: ThreatState | None, after: ThreatState) -> list[str
 
 
 def plan_update(
-    known: ThreatState | None,
+    known: KnownState,
     current: ThreatState,
     *,
-    ticket_status: str | None,
+    ticket_closed: bool,
     close_status: str | None,
     reopen_status: str | None,
 ) -> TicketPlan:
     """Decide what an existing ticket needs, given what it last said.
 
-    The status is judged from the ticket itself, not from the notes: if an earlier
-    attempt wrote the note but its status change was lost, this one still closes.
-    A ticket an analyst closed by hand is reopened only when the threat changes
-    while it is still active, never by a redelivery of the same state.
+    The status is changed only together with a change in the threat, so the
+    service never fights a person: a ticket an analyst reopens stays open until
+    the threat changes again, one an analyst closes stays closed unless the threat
+    comes back from resolved. The one exception is the first close of a ticket
+    made for an already resolved threat, which has no note of ours yet.
     """
-    if current.is_older_than(known):
+    last = known.state
+    if current.is_older_than(last):
         # A delivery overtaken by a newer one the ticket already told: applying it
         # would walk the story backwards.
         return TicketPlan(action="unchanged")
-    changes = describe_changes(known, current)
-    closed = close_status is not None and ticket_status == close_status
-    if close_status is not None and current.closes_ticket and not closed:
+    changes = describe_changes(last, current)
+    closing = close_status is not None and current.closes_ticket and not ticket_closed
+    if closing and (changes or not known.from_note):
         why = _closing_reason(current)
         return _plan("closed", changes, f"Closed: {why}", why, close_status, current)
-    if closed and changes and not current.closes_ticket and reopen_status:
+    came_back = last is not None and last.closes_ticket and not current.closes_ticket
+    if ticket_closed and came_back and reopen_status:
         why = "the threat is active again in SentinelOne"
         return _plan(
             "reopened", changes, f"Reopened: {why}", why, reopen_status, current
@@ -206,11 +220,11 @@ def _plan(
     )
 
 
-def _note_order(note: Mapping[str, Any]) -> tuple[str, int]:
-    # Autotask ids grow with time; the creation time breaks no ties they leave.
+def _note_order(note: Mapping[str, Any]) -> int:
+    # Autotask ids grow with time; creation times are strings whose trailing zeros
+    # the API may trim, so they do not sort reliably.
     identifier = note.get("id")
-    number = identifier if isinstance(identifier, int) else -1
-    return (str(note.get("createDateTime") or ""), number)
+    return identifier if isinstance(identifier, int) else -1
 
 
 def _closing_reason(state: ThreatState) -> str:

@@ -1,13 +1,15 @@
 """What an existing ticket needs when its threat is seen again."""
 
-import pytest
+from datetime import UTC, datetime
 
 from s1_autotask.attack.analysis import analyze_techniques
 from s1_autotask.autotask.lifecycle import (
     MAX_LISTED,
     STATE_PREFIX,
+    KnownState,
     ThreatState,
     describe_changes,
+    latest_state,
     plan_update,
 )
 from s1_autotask.sentinelone.models import Threat
@@ -26,11 +28,13 @@ MITIGATED = NEW.model_copy(
 RESOLVED = MITIGATED.model_copy(update={"incident": "resolved"})
 
 
-def plan(known, current, status="New", close="Complete", reopen="In Progress"):
+def plan(
+    known, current, closed=False, close="Complete", reopen="In Progress", note=True
+):
     return plan_update(
-        known,
+        KnownState(known, from_note=note),
         current,
-        ticket_status=status,
+        ticket_closed=closed,
         close_status=close,
         reopen_status=reopen,
     )
@@ -105,7 +109,7 @@ class TestPlan:
 
         assert result.action == "closed"
         assert result.status_label == "Complete"
-        assert result.note_title == ("Closed: SentinelOne marks the incident resolved")
+        assert result.note_title == "Closed: SentinelOne marks the incident resolved"
         assert "- Incident status: unresolved -> resolved" in result.note_text
 
     def test_a_false_positive_verdict_closes_the_ticket(self):
@@ -121,32 +125,81 @@ class TestPlan:
 
         assert (result.action, result.status_label) == ("updated", None)
 
-    def test_a_ticket_whose_close_was_lost_is_closed_even_without_a_change(self):
-        result = plan(RESOLVED, RESOLVED, status="New")
+    def test_a_ticket_made_for_a_resolved_threat_is_closed_once(self):
+        first = plan(RESOLVED, RESOLVED, note=False)
+        after = plan(RESOLVED, RESOLVED, note=True)
 
-        assert (result.action, result.status_label) == ("closed", "Complete")
+        assert (first.action, first.status_label) == ("closed", "Complete")
+        assert after.action == "unchanged"
 
-    def test_an_already_closed_ticket_is_left_closed(self):
-        assert plan(RESOLVED, RESOLVED, status="Complete").action == "unchanged"
+    def test_a_ticket_an_analyst_reopened_stays_open_on_a_redelivery(self):
+        assert plan(RESOLVED, RESOLVED, closed=False).action == "unchanged"
+
+    def test_a_closed_ticket_whose_close_note_was_lost_gets_the_note_only(self):
+        result = plan(MITIGATED, RESOLVED, closed=True)
+
+        assert (result.action, result.status_label) == ("updated", None)
+        assert "- Incident status: unresolved -> resolved" in result.note_text
 
     def test_a_threat_that_comes_back_reopens_its_closed_ticket(self):
         back = RESOLVED.model_copy(
             update={"incident": "unresolved", "mitigation": "not_mitigated"}
         )
 
-        result = plan(RESOLVED, back, status="Complete")
+        result = plan(RESOLVED, back, closed=True)
 
         assert (result.action, result.status_label) == ("reopened", "In Progress")
         assert result.note_title == (
             "Reopened: the threat is active again in SentinelOne"
         )
 
-    def test_a_redelivery_never_reopens_a_ticket_closed_by_hand(self):
-        assert plan(NEW, NEW, status="Complete").action == "unchanged"
+    def test_a_ticket_an_analyst_closed_is_not_reopened_by_a_mitigation(self):
+        result = plan(NEW, MITIGATED, closed=True)
 
-    @pytest.mark.parametrize("known", [None])
-    def test_a_ticket_without_state_gets_it_recorded(self, known):
-        result = plan(known, NEW)
+        assert (result.action, result.status_label) == ("updated", None)
 
-        assert result.action == "updated"
+    def test_a_ticket_without_our_state_is_never_reopened(self):
+        result = plan(None, NEW, closed=True)
+
+        assert (result.action, result.status_label) == ("updated", None)
         assert ThreatState.read(result.note_text) == NEW
+
+    def test_a_delivery_older_than_the_ticket_knows_is_ignored(self):
+        newer = MITIGATED.model_copy(
+            update={"updated_at": datetime(2026, 1, 2, tzinfo=UTC)}
+        )
+        older = NEW.model_copy(update={"updated_at": datetime(2026, 1, 1, tzinfo=UTC)})
+
+        assert plan(newer, older).action == "unchanged"
+
+    def test_a_delivery_without_a_time_never_overrides_one_with(self):
+        timed = MITIGATED.model_copy(
+            update={"updated_at": datetime(2026, 1, 2, tzinfo=UTC)}
+        )
+
+        assert plan(timed, NEW).action == "unchanged"
+
+
+class TestLatestState:
+    def test_the_note_with_the_highest_id_wins_whatever_its_time_says(self):
+        notes = [
+            {
+                "id": 2,
+                "createDateTime": "2026-01-01T00:00:00.5Z",
+                "description": MITIGATED.line(),
+            },
+            {
+                "id": 1,
+                "createDateTime": "2026-01-01T00:00:00.57Z",
+                "description": NEW.line(),
+            },
+        ]
+
+        known = latest_state(RESOLVED.line(), notes)
+
+        assert (known.state, known.from_note) == (MITIGATED, True)
+
+    def test_without_notes_the_description_tells(self):
+        known = latest_state(f"text\n\n{NEW.line()}", [])
+
+        assert (known.state, known.from_note) == (NEW, False)

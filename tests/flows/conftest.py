@@ -23,7 +23,7 @@ def emulator():
 
 
 @pytest.fixture
-def configured(emulator, monkeypatch, prefect_harness):
+def configured(emulator, monkeypatch, prefect_harness, tmp_path):
     """Settings pointing at the emulator, read afresh by the tasks."""
     from tasks._runtime import current_settings
 
@@ -39,6 +39,8 @@ def configured(emulator, monkeypatch, prefect_harness):
         "S1AT_MAPPING__COMPANIES": json.dumps({"1592057602649133141": 29683056}),
         "S1AT_MAPPING__FALLBACK_COMPANY_ID": "0",
         "S1AT_SENTINELONE__CONSOLE_URL": "https://console.example.invalid",
+        # Lock files of the tests' own, never those of workers on this machine.
+        "S1AT_LOCKS__FOLDER": str(tmp_path / "locks"),
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
