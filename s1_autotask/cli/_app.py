@@ -79,9 +79,12 @@ def quiet_prefect(verbose: bool) -> None:
 
     Failures are still reported: each one is printed as a FAILED line by the report.
     Analytics are off because these machines may have no route to Prefect's
-    telemetry endpoint, and the failed attempt would print an error.
+    telemetry endpoint, and the failed attempt would print an error. The ephemeral
+    server gets longer than Prefect's 20 seconds to start: on a busy two-core
+    machine it was seen to need more, and the whole command then failed.
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
 

@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from s1_autotask.cli import app
+from s1_autotask.cli._app import quiet_prefect
 from tests.conftest import SAMPLES
 
 MITRE = next(p for p in SAMPLES if "mitre-mitigated" in p.name)
@@ -153,6 +154,26 @@ class TestRefusals:
 
         assert result.exit_code == 2
         assert "give a payload file, --threat-id, or both" in result.stderr
+
+
+class TestPrefectDefaults:
+    TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+    def test_the_ephemeral_server_gets_time_to_start_on_a_busy_machine(
+        self, monkeypatch
+    ):
+        monkeypatch.delenv(self.TIMEOUT, raising=False)
+
+        quiet_prefect(verbose=False)
+
+        assert int(os.environ[self.TIMEOUT]) >= 60
+
+    def test_a_timeout_the_user_chose_is_kept(self, monkeypatch):
+        monkeypatch.setenv(self.TIMEOUT, "7")
+
+        quiet_prefect(verbose=False)
+
+        assert os.environ[self.TIMEOUT] == "7"
 
 
 class TestDemo:
