@@ -20,6 +20,7 @@ from s1_autotask.autotask.lifecycle import (
     TicketPlan,
     latest_state,
     plan_update,
+    refreshed_title,
     ticket_link,
 )
 from s1_autotask.autotask.picklists import Picklists
@@ -266,13 +267,14 @@ async def _update(
         logger.info("Dry run: ticket %s would be %s", number, plan.action)
         return UpsertResult(action=_WOULD[plan.action], ticket=ticket)
 
-    # The status first, then the note that tells it: a note always means its status
-    # change happened. If the note is lost, the next attempt still sees the change
-    # in the threat and writes it, and does not change the status twice.
-    if plan.status_label:
-        new_status = statuses.resolve("status", plan.status_label)
-        await client.update("Tickets", {"id": ticket["id"], "status": new_status})
-        ticket = {**ticket, "status": new_status}
+    # The fields first, then the note that tells them: a note always means its
+    # status change happened. If the note is lost, the next attempt still sees the
+    # change in the threat and writes it; the repeated PATCH changes nothing.
+    fields = _refreshed_fields(ticket, draft, plan, statuses)
+    if fields:
+        await client.update("Tickets", {"id": ticket["id"], **fields})
+        ticket = {**ticket, **fields}
+    plan = plan.with_remarks(_priority_remark(ticket, draft))
     await client.create_ticket_note(ticket["id"], _note_body(plan, note_fields))
     logger.info(
         "Threat %s: ticket %s %s (%s)",
@@ -282,6 +284,38 @@ async def _update(
         "; ".join(plan.changes) or "status only",
     )
     return UpsertResult(action=plan.action, ticket=ticket)
+
+
+def _refreshed_fields(
+    ticket: dict[str, Any], draft: TicketDraft, plan: TicketPlan, statuses: Picklists
+) -> dict[str, Any]:
+    """The status the plan sets, and the title when it is still ours to keep current.
+
+    A queue of titles saying "not mitigated" for threats long resolved misleads
+    whoever triages it; a title a person rewrote is left as they wrote it.
+    """
+    fields: dict[str, Any] = {}
+    if plan.status_label:
+        fields["status"] = statuses.resolve("status", plan.status_label)
+    title = refreshed_title(ticket.get("title"), draft.title)
+    if title is not None:
+        fields["title"] = title
+    return fields
+
+
+def _priority_remark(ticket: dict[str, Any], draft: TicketDraft) -> list[str]:
+    """Say so when the threat now calls for another priority; never set it.
+
+    The priority is a triage decision people make and revise on the ticket.
+    """
+    suggested = draft.body().get("priority")
+    if suggested is None or str(ticket.get("priority")) == str(suggested):
+        return []
+    label = draft.labels.get("priority", "")
+    return [
+        f"Severity now {draft.severity.upper()} ({draft.severity_reason}), "
+        f"which maps to priority {label}; the ticket's priority is left as it is."
+    ]
 
 
 def _note_body(plan: TicketPlan, note_fields: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
@@ -116,6 +116,14 @@ class TicketPlan:
     note_text: str | None = None
     status_label: str | None = None
 
+    def with_remarks(self, remarks: Sequence[str]) -> TicketPlan:
+        """The same plan, its note telling ``remarks`` just before the state line."""
+        if not remarks or self.note_text is None:
+            return self
+        body, _, state = self.note_text.rpartition("\n\n")
+        text = "\n".join([body, "", *remarks, "", state])
+        return replace(self, note_text=text)
+
 
 @dataclass(frozen=True)
 class KnownState:
@@ -195,6 +203,23 @@ def plan_update(
         title = "SentinelOne update: " + "; ".join(changes)
         return _plan("updated", changes, title, None, None, current)
     return TicketPlan(action="unchanged")
+
+
+def refreshed_title(current: str | None, new: str) -> str | None:
+    """The new title when the ticket's title is still the one this service wrote.
+
+    Titles end with the threat's state in brackets, so a title whose part before
+    them is unchanged is ours and is kept current. One a person rewrote is theirs,
+    and is left alone.
+    """
+    if not current or current == new:
+        return None
+    return new if _headline(current) == _headline(new) else None
+
+
+def _headline(title: str) -> str:
+    head, bracket, _ = title.rpartition(" (")
+    return head if bracket and title.endswith(")") else title
 
 
 def _plan(

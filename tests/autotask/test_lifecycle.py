@@ -11,6 +11,7 @@ from s1_autotask.autotask.lifecycle import (
     describe_changes,
     latest_state,
     plan_update,
+    refreshed_title,
 )
 from s1_autotask.sentinelone.models import Threat
 
@@ -178,6 +179,43 @@ class TestPlan:
         )
 
         assert plan(timed, NEW).action == "unchanged"
+
+
+class TestRemarks:
+    def test_a_remark_is_told_before_the_state_line_which_stays_last(self):
+        result = plan(NEW, MITIGATED).with_remarks(["Severity now HIGH."])
+
+        lines = result.note_text.splitlines()
+        assert lines[-3:-1] == ["Severity now HIGH.", ""]
+        assert ThreatState.read(result.note_text) == MITIGATED
+
+    def test_no_remark_leaves_the_note_as_it_was(self):
+        result = plan(NEW, MITIGATED)
+
+        assert result.with_remarks([]) is result
+
+
+class TestTitle:
+    HEAD = "SentinelOne Malware: cmd.exe (interactive) on HOST"
+    OURS = f"{HEAD} (malicious, not mitigated)"
+
+    def test_our_title_follows_the_threat_state(self):
+        new = f"{self.HEAD} (malicious, mitigated)"
+
+        assert refreshed_title(self.OURS, new) == new
+
+    def test_a_title_a_person_rewrote_is_theirs(self):
+        new = f"{self.HEAD} (malicious, mitigated)"
+
+        assert refreshed_title("Escalated: HOST, call the client", new) is None
+
+    def test_the_same_title_needs_no_write(self):
+        assert refreshed_title(self.OURS, self.OURS) is None
+
+    def test_a_title_without_a_state_gets_one(self):
+        bare = "SentinelOne Malware: x.exe on HOST"
+
+        assert refreshed_title(bare, bare + " (suspicious)") == bare + " (suspicious)"
 
 
 class TestLatestState:

@@ -75,6 +75,35 @@ class TestTicketLife:
         assert "- Incident status: unresolved -> resolved" in notes[1]["description"]
         assert status_label(ticket) == "Complete"
 
+    def test_the_title_follows_the_threat_and_the_priority_is_left_to_people(
+        self, configured
+    ):
+        [created] = run_flow(threat())
+        priority = only_ticket(configured)["priority"]
+
+        resolved = mitigated()
+        resolved["threatInfo"]["incidentStatus"] = "resolved"
+        run_flow(resolved)
+
+        ticket = only_ticket(configured)
+        assert created.title.endswith("(suspicious, not mitigated)")
+        assert ticket["title"].endswith("(suspicious, mitigated, resolved)")
+        assert ticket["priority"] == priority
+        [note] = notes_of(configured, ticket)
+        assert (
+            "which maps to priority Low; the ticket's priority is left as it is"
+            in (note["description"])
+        )
+
+    def test_a_title_a_person_rewrote_is_kept(self, configured):
+        run_flow(threat())
+        retitled = {"id": only_ticket(configured)["id"], "title": "Phishing follow-up"}
+        configured.emulator.update_ticket(retitled)
+
+        run_flow(mitigated())
+
+        assert only_ticket(configured)["title"] == "Phishing follow-up"
+
     def test_notes_are_internal_only(self, configured):
         run_flow(threat())
 
