@@ -293,8 +293,10 @@ def _outcome(
         ticket_id=result.ticket.get("id"),
         ticket_number=result.ticket.get("ticketNumber"),
         ticket_url=result.link,
-        title=draft.title,
-        priority=draft.labels.get("priority", ""),
+        # An existing ticket is reported as it stands: people may have set its
+        # priority, and a title they rewrote is theirs.
+        title=result.ticket.get("title") or draft.title,
+        priority=result.priority or draft.labels.get("priority", ""),
         severity=draft.severity,
         company=CompanySummary(
             id=company.id, name=company.name, match=company.match, reason=company.reason

@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from s1_autotask.autotask.client import AutotaskClient
 from s1_autotask.autotask.errors import (
@@ -121,6 +121,10 @@ class UpsertResult(BaseModel):
     action: Action
     ticket: dict[str, Any]
     link: str | None = None
+    priority: str | None = Field(
+        default=None,
+        description="An existing ticket's priority label, which people may have set.",
+    )
 
 
 @task(
@@ -262,10 +266,16 @@ async def _update(
 
     if plan.action == "unchanged":
         logger.info("Threat %s: ticket %s is up to date", draft.external_id, number)
-        return UpsertResult(action="unchanged", ticket=ticket)
+        return UpsertResult(
+            action="unchanged", ticket=ticket, priority=_priority_of(ticket, statuses)
+        )
     if dry_run:
         logger.info("Dry run: ticket %s would be %s", number, plan.action)
-        return UpsertResult(action=_WOULD[plan.action], ticket=ticket)
+        return UpsertResult(
+            action=_WOULD[plan.action],
+            ticket=ticket,
+            priority=_priority_of(ticket, statuses),
+        )
 
     # The fields first, then the note that tells them: a note always means its
     # status change happened. If the note is lost, the next attempt still sees the
@@ -283,7 +293,9 @@ async def _update(
         plan.action,
         "; ".join(plan.changes) or "status only",
     )
-    return UpsertResult(action=plan.action, ticket=ticket)
+    return UpsertResult(
+        action=plan.action, ticket=ticket, priority=_priority_of(ticket, statuses)
+    )
 
 
 def _refreshed_fields(
@@ -301,6 +313,11 @@ def _refreshed_fields(
     if title is not None:
         fields["title"] = title
     return fields
+
+
+def _priority_of(ticket: dict[str, Any], picklists: Picklists) -> str | None:
+    value = ticket.get("priority")
+    return picklists.label_of("priority", value) if value is not None else None
 
 
 def _priority_remark(ticket: dict[str, Any], draft: TicketDraft) -> list[str]:

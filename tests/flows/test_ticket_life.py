@@ -83,12 +83,13 @@ class TestTicketLife:
 
         resolved = mitigated()
         resolved["threatInfo"]["incidentStatus"] = "resolved"
-        run_flow(resolved)
+        [closed] = run_flow(resolved)
 
         ticket = only_ticket(configured)
         assert created.title.endswith("(suspicious, not mitigated)")
         assert ticket["title"].endswith("(suspicious, mitigated, resolved)")
         assert ticket["priority"] == priority
+        assert (closed.title, closed.priority) == (ticket["title"], created.priority)
         [note] = notes_of(configured, ticket)
         assert (
             "which maps to priority Low; the ticket's priority is left as it is"
@@ -100,9 +101,10 @@ class TestTicketLife:
         retitled = {"id": only_ticket(configured)["id"], "title": "Phishing follow-up"}
         configured.emulator.update_ticket(retitled)
 
-        run_flow(mitigated())
+        [update] = run_flow(mitigated())
 
         assert only_ticket(configured)["title"] == "Phishing follow-up"
+        assert update.title == "Phishing follow-up"
 
     def test_notes_are_internal_only(self, configured):
         run_flow(threat())
