@@ -236,7 +236,7 @@ async def _finish(handled: Handled, dry_run: bool) -> TicketOutcome:
     if not dry_run:
         await _write_back(threat, result)
 
-    outcome = _outcome(threat, handled.analysis, handled.company, handled.draft, result)
+    outcome = _outcome(handled)
     try:
         await _publish_artifact(outcome, handled.draft)
     except Exception as exc:  # noqa: BLE001 - the ticket is made; the UI only misses its summary
@@ -280,13 +280,13 @@ async def _write_back(threat: Threat, result: UpsertResult) -> None:
         )
 
 
-def _outcome(
-    threat: Threat,
-    analysis: AttackAnalysis,
-    company: CompanyMatch,
-    draft: TicketDraft,
-    result: UpsertResult,
-) -> TicketOutcome:
+def _outcome(handled: Handled) -> TicketOutcome:
+    threat, company, draft, result = (
+        handled.threat,
+        handled.company,
+        handled.draft,
+        handled.result,
+    )
     return TicketOutcome(
         threat_id=threat.id,
         action=result.action,
@@ -303,7 +303,7 @@ def _outcome(
         ),
         techniques=[
             TechniqueSummary(id=t.id, name=t.name, tactics=list(t.tactics))
-            for t in analysis.techniques
+            for t in handled.analysis.techniques
         ],
         ticket=draft.body(),
     )

@@ -263,19 +263,16 @@ async def _update(
         reopen_status=settings.reopen_status,
     )
     number = ticket.get("ticketNumber") or ticket.get("id")
+    # Never written after the create, so what it is now it stays.
+    priority = _priority_of(ticket, statuses)
 
     if plan.action == "unchanged":
         logger.info("Threat %s: ticket %s is up to date", draft.external_id, number)
-        return UpsertResult(
-            action="unchanged", ticket=ticket, priority=_priority_of(ticket, statuses)
-        )
+        return UpsertResult(action="unchanged", ticket=ticket, priority=priority)
     if dry_run:
         logger.info("Dry run: ticket %s would be %s", number, plan.action)
-        return UpsertResult(
-            action=_WOULD[plan.action],
-            ticket=ticket,
-            priority=_priority_of(ticket, statuses),
-        )
+        would = _WOULD[plan.action]
+        return UpsertResult(action=would, ticket=ticket, priority=priority)
 
     # The fields first, then the note that tells them: a note always means its
     # status change happened. If the note is lost, the next attempt still sees the
@@ -293,9 +290,7 @@ async def _update(
         plan.action,
         "; ".join(plan.changes) or "status only",
     )
-    return UpsertResult(
-        action=plan.action, ticket=ticket, priority=_priority_of(ticket, statuses)
-    )
+    return UpsertResult(action=plan.action, ticket=ticket, priority=priority)
 
 
 def _refreshed_fields(
@@ -325,7 +320,7 @@ def _priority_remark(ticket: dict[str, Any], draft: TicketDraft) -> list[str]:
 
     The priority is a triage decision people make and revise on the ticket.
     """
-    suggested = draft.body().get("priority")
+    suggested = draft.fields.get("priority")
     if suggested is None or str(ticket.get("priority")) == str(suggested):
         return []
     label = draft.labels.get("priority", "")
